@@ -1,0 +1,512 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"rotator/catalog"
+)
+
+// Kube holds the Kubernetes client and the catalog; its methods are the
+// steps of a rotation that touch the cluster.
+type Kube struct {
+	Client  kubernetes.Interface
+	Catalog *catalog.Catalog
+	// HeartbeatEvery is how often a rollout wait reports progress; zero
+	// means 10 s.
+	HeartbeatEvery time.Duration
+}
+
+func (k *Kube) workloads() workloads { return workloads{client: k.Client} }
+
+// badInput is a permanent error: retrying cannot fix the input.
+func badInput(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrBadInput, nil)
+}
+
+// Preflight checks the target and the cluster and returns the plan. It
+// changes nothing, so any bad input fails here before a change is made.
+func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
+	if in.Target == "" {
+		return Plan{}, badInput(`target: is required: start the rotation with {"target": "<name from rotator.yaml>"}`)
+	}
+	t, err := k.Catalog.Target(in.Target)
+	if err != nil {
+		return Plan{}, badInput("target: %v", err)
+	}
+	if in.Kind != "" && in.Kind != t.Kind {
+		return Plan{}, badInput("target %s is of kind %s, not %s: start the workflow for kind %s", t.Name, t.Kind, in.Kind, t.Kind)
+	}
+	if _, err := k.Client.CoreV1().Namespaces().Get(ctx, t.Namespace, metav1.GetOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return Plan{}, badInput("target %s: namespace: %q does not exist: fix namespace in rotator.yaml", t.Name, t.Namespace)
+		}
+		return Plan{}, classify(fmt.Errorf("get namespace %s: %w", t.Namespace, err))
+	}
+	current, next, err := k.versions(ctx, t)
+	if err != nil {
+		return Plan{}, err
+	}
+	consumers, err := k.consumers(ctx, t, current.Name)
+	if err != nil {
+		return Plan{}, err
+	}
+	plan := Plan{
+		Target:      t.Name,
+		Kind:        t.Kind,
+		Namespace:   t.Namespace,
+		Base:        t.Secret,
+		Key:         t.Key,
+		Current:     current,
+		NextVersion: next,
+		Consumers:   consumers,
+		Grace:       t.Grace.Duration,
+	}
+	if t.JWT != nil {
+		plan.JWTBytes, plan.DualKey = t.JWT.Bytes, t.JWT.DualKey
+	}
+	activity.GetLogger(ctx).Info("preflight passed", "target", t.Name, "current", current.Name,
+		"next_version", next, "consumers", len(consumers))
+	return plan, nil
+}
+
+// versions finds the current version of the target's Secret and the next
+// free version number. A Secret never managed before is the base name,
+// adopted as version 1.
+func (k *Kube) versions(ctx context.Context, t catalog.Target) (SecretRef, int, error) {
+	secrets := k.Client.CoreV1().Secrets(t.Namespace)
+	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{LabelTarget: t.Name}.String()})
+	if err != nil {
+		return SecretRef{}, 0, classify(fmt.Errorf("list Secrets of %s: %w", t.Name, err))
+	}
+	maxVersion := 0
+	var current []corev1.Secret
+	for _, s := range list.Items {
+		v, _ := strconv.Atoi(s.Labels[LabelVersion])
+		maxVersion = max(maxVersion, v)
+		if s.Labels[LabelStage] == StageCurrent {
+			current = append(current, s)
+		}
+	}
+	var cur *corev1.Secret
+	switch len(current) {
+	case 0:
+		base, err := secrets.Get(ctx, t.Secret, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return SecretRef{}, 0, badInput("target %s: secret: Secret %s/%s does not exist: create it or fix secret in rotator.yaml",
+				t.Name, t.Namespace, t.Secret)
+		}
+		if err != nil {
+			return SecretRef{}, 0, classify(fmt.Errorf("get Secret %s: %w", t.Secret, err))
+		}
+		cur = base
+		maxVersion = max(maxVersion, 1)
+	case 1:
+		cur = &current[0]
+	default:
+		names := make([]string, 0, len(current))
+		for _, s := range current {
+			names = append(names, s.Name)
+		}
+		sort.Strings(names)
+		return SecretRef{}, 0, badInput("target %s: Secrets %s are all labelled %s=%s: keep the one the consumers use and relabel the others %s",
+			t.Name, strings.Join(names, ", "), LabelStage, StageCurrent, StagePrevious)
+	}
+	if _, ok := cur.Data[t.Key]; !ok {
+		return SecretRef{}, 0, badInput("target %s: key: Secret %s has no data key %q: fix key in rotator.yaml", t.Name, cur.Name, t.Key)
+	}
+	return refOf(cur, t.Key), maxVersion + 1, nil
+}
+
+// consumers returns the catalog's consumers, each checked to exist and to
+// reference the Secret, or else every workload that references it.
+func (k *Kube) consumers(ctx context.Context, t catalog.Target, secret string) ([]Workload, error) {
+	wl := k.workloads()
+	if len(t.Consumers) > 0 {
+		out := make([]Workload, 0, len(t.Consumers))
+		for i, c := range t.Consumers {
+			ref := Workload{Kind: c.Kind, Name: c.Name}
+			w, err := wl.get(ctx, t.Namespace, ref)
+			if apierrors.IsNotFound(err) {
+				return nil, badInput("target %s: consumers[%d]: %s does not exist in namespace %s: fix or remove it in rotator.yaml",
+					t.Name, i, ref, t.Namespace)
+			}
+			if err != nil {
+				return nil, classify(fmt.Errorf("get %s: %w", ref, err))
+			}
+			if len(secretRefPaths(&w.template.Spec, secret)) == 0 {
+				return nil, badInput("target %s: consumers[%d]: %s does not reference Secret %s: fix or remove it in rotator.yaml",
+					t.Name, i, ref, secret)
+			}
+			out = append(out, ref)
+		}
+		return out, nil
+	}
+	refs, err := wl.referencing(ctx, t.Namespace, secret)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(refs) == 0 {
+		return nil, badInput("target %s: no Deployment, StatefulSet or DaemonSet in namespace %s references Secret %s: check namespace and secret in rotator.yaml",
+			t.Name, t.Namespace, secret)
+	}
+	return refs, nil
+}
+
+// StageSecret generates the new material and stores it in an immutable
+// Secret <base>-<n>. Run twice by the same workflow run, it finds the
+// Secret it created and returns the same reference.
+func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error) {
+	p := in.Plan
+	secrets := k.Client.CoreV1().Secrets(p.Namespace)
+	run := activity.GetInfo(ctx).WorkflowExecution.RunID
+	name := fmt.Sprintf("%s-%d", p.Base, p.NextVersion)
+
+	if existing, err := secrets.Get(ctx, name, metav1.GetOptions{}); err == nil {
+		if existing.Annotations[AnnotationRunID] != run {
+			return SecretRef{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
+				ErrConflict, nil)
+		}
+		return refOf(existing, p.Key), nil
+	} else if !apierrors.IsNotFound(err) {
+		return SecretRef{}, classify(fmt.Errorf("get Secret %s: %w", name, err))
+	}
+
+	if err := k.adopt(ctx, p); err != nil {
+		return SecretRef{}, err
+	}
+	var value []byte
+	var err error
+	switch p.Kind {
+	case catalog.KindJWT:
+		value, err = newJWTKey(p.JWTBytes)
+	default:
+		return SecretRef{}, badInput("kind %s has no stage step in this worker", p.Kind)
+	}
+	if err != nil {
+		return SecretRef{}, err
+	}
+	data := map[string][]byte{p.Key: value}
+	if p.DualKey && !in.Emergency {
+		cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
+		if err != nil {
+			return SecretRef{}, classify(fmt.Errorf("read current Secret %s for the dual key: %w", p.Current.Name, err))
+		}
+		data[PreviousKey] = cur.Data[p.Key]
+	}
+	immutable := true
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: p.Namespace,
+			Labels: map[string]string{
+				LabelManagedBy: ManagedByValue,
+				LabelTarget:    p.Target,
+				LabelVersion:   strconv.Itoa(p.NextVersion),
+				LabelStage:     StagePending,
+			},
+			Annotations: map[string]string{
+				AnnotationRunID:       run,
+				AnnotationFingerprint: Fingerprint(value),
+			},
+		},
+		Type:      corev1.SecretTypeOpaque,
+		Immutable: &immutable,
+		Data:      data,
+	}
+	created, err := secrets.Create(ctx, s, metav1.CreateOptions{FieldManager: ManagedByValue})
+	if err != nil {
+		// An AlreadyExists here is a race with ourselves or another
+		// writer; the retry sorts out which by the run annotation.
+		return SecretRef{}, classify(fmt.Errorf("create Secret %s: %w", name, err))
+	}
+	activity.GetLogger(ctx).Info("staged new Secret version", "secret", name,
+		"fingerprint", created.Annotations[AnnotationFingerprint], "dual_key", len(data) > 1)
+	return refOf(created, p.Key), nil
+}
+
+// adopt labels the pre-existing unversioned Secret as version 1, so the
+// history of versions starts with what the consumers use today.
+func (k *Kube) adopt(ctx context.Context, p Plan) error {
+	if p.Current.Name != p.Base || p.Current.Version != 1 {
+		return nil
+	}
+	s, err := k.Client.CoreV1().Secrets(p.Namespace).Get(ctx, p.Base, metav1.GetOptions{})
+	if err != nil {
+		return classify(fmt.Errorf("get Secret %s: %w", p.Base, err))
+	}
+	if s.Labels[LabelTarget] == p.Target {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q,%q:"1",%q:%q},"annotations":{%q:%q}}}`,
+		LabelManagedBy, ManagedByValue, LabelTarget, p.Target, LabelVersion, LabelStage, StageCurrent,
+		AnnotationFingerprint, Fingerprint(s.Data[p.Key]))
+	if _, err := k.Client.CoreV1().Secrets(p.Namespace).Patch(ctx, p.Base, types.MergePatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: ManagedByValue}); err != nil {
+		return classify(fmt.Errorf("adopt Secret %s as version 1: %w", p.Base, err))
+	}
+	return nil
+}
+
+// Promote repoints every reference in each consumer's pod template from one
+// Secret to the other, one patch per workload, then relabels the two
+// versions (To current, From previous). Workloads already on To are left
+// alone, so a retry or a compensation that finds nothing to do is a no-op.
+func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
+	wl := k.workloads()
+	var res PromoteResult
+	for _, c := range in.Consumers {
+		w, err := wl.get(ctx, in.Namespace, c)
+		if apierrors.IsNotFound(err) {
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s was deleted during the rotation: restore it or remove it from the target's consumers", c), ErrBadInput, err)
+		}
+		if err != nil {
+			return res, classify(fmt.Errorf("get %s: %w", c, err))
+		}
+		patch, n, err := repointPatch("/spec/template", &w.template.Spec, w.meta.GetAnnotations(), in.From.Name, in.To.Name, in.Reason)
+		if err != nil {
+			return res, err
+		}
+		if n == 0 {
+			if len(secretRefPaths(&w.template.Spec, in.To.Name)) == 0 {
+				return res, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("%s references neither %s nor %s any more: someone edited it during the rotation", c, in.From.Name, in.To.Name),
+					ErrConflict, nil)
+			}
+			res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: w.meta.GetGeneration()})
+			continue
+		}
+		patched, err := wl.patch(ctx, in.Namespace, c, patch)
+		if err != nil {
+			// A failed test op (a concurrent edit) is an Invalid error;
+			// the retry re-reads the workload and builds a fresh patch.
+			return res, classify(fmt.Errorf("repoint %s from %s to %s: %w", c, in.From.Name, in.To.Name, err), isTestFailed)
+		}
+		activity.GetLogger(ctx).Info("repointed workload", "workload", c.String(), "from", in.From.Name,
+			"to", in.To.Name, "references", n, "generation", patched.meta.GetGeneration())
+		res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: patched.meta.GetGeneration(), Patched: true})
+	}
+	if err := k.setStage(ctx, in.Namespace, in.To.Name, StageCurrent); err != nil {
+		return res, err
+	}
+	if err := k.setStage(ctx, in.Namespace, in.From.Name, StagePrevious); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (k *Kube) setStage(ctx context.Context, ns, name, stage string) error {
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, LabelStage, stage)
+	_, err := k.Client.CoreV1().Secrets(ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: ManagedByValue})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return classify(fmt.Errorf("label Secret %s %s=%s: %w", name, LabelStage, stage, err))
+	}
+	return nil
+}
+
+// AwaitRollout watches each workload until it has rolled out the
+// generation promote produced, heartbeating its progress. A rollout that
+// exceeds its progress deadline fails for good, which starts compensation.
+func (k *Kube) AwaitRollout(ctx context.Context, in AwaitInput) error {
+	every := k.HeartbeatEvery
+	if every == 0 {
+		every = 10 * time.Second
+	}
+	for _, r := range in.Rollouts {
+		if err := k.await(ctx, in.Namespace, r, every); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Duration) error {
+	lw, obj, err := k.workloads().listWatch(ns, r.Workload)
+	if err != nil {
+		return badInput("%v", err)
+	}
+	progress := make(chan string, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// Heartbeats come from a ticker too, since a stuck rollout sends
+		// no watch events and Temporal must still see the activity alive.
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := "waiting"
+		for {
+			select {
+			case <-stop:
+				return
+			case last = <-progress:
+				activity.RecordHeartbeat(ctx, r.Workload.String()+": "+last)
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, r.Workload.String()+": "+last)
+			}
+		}
+	}()
+	var failed error
+	_, err = watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
+		if ev.Type == watch.Deleted {
+			failed = fmt.Errorf("%s was deleted during its rollout", r.Workload)
+			return false, failed
+		}
+		done, msg, err := rolloutState(ev.Object.(runtime.Object), r.Generation)
+		if err != nil {
+			failed = err
+			return false, err
+		}
+		select {
+		case progress <- msg:
+		default:
+		}
+		return done, nil
+	})
+	switch {
+	case failed != nil:
+		return temporal.NewNonRetryableApplicationError(failed.Error(), ErrRolloutFailed, nil)
+	case err != nil:
+		return fmt.Errorf("watch rollout of %s: %w", r.Workload, err)
+	}
+	activity.GetLogger(ctx).Info("rollout complete", "workload", r.Workload.String(), "generation", r.Generation)
+	return nil
+}
+
+// VerifyConsumers proves the promotion took: every consumer's template
+// references the new version and none the old. A workload created during
+// the rotation that still references the old version is reported too.
+func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) error {
+	stale, err := k.workloads().referencing(ctx, in.Namespace, in.Old.Name)
+	if err != nil {
+		return classify(err)
+	}
+	if len(stale) > 0 {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s still reference%s the old Secret %s: add %s to the target's consumers or repoint it",
+				joinWorkloads(stale), plural(len(stale)), in.Old.Name, joinWorkloads(stale)), ErrStillInUse, nil)
+	}
+	current, err := k.workloads().referencing(ctx, in.Namespace, in.New.Name)
+	if err != nil {
+		return classify(err)
+	}
+	for _, c := range in.Consumers {
+		if !slices.Contains(current, c) {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s does not reference the new Secret %s", c, in.New.Name), ErrConflict, nil)
+		}
+	}
+	return nil
+}
+
+// RetireSecret deletes a Secret version once no workload references it.
+// Deleting one that is already gone succeeds, so retries are safe.
+func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, error) {
+	users, err := k.workloads().referencing(ctx, in.Secret.Namespace, in.Secret.Name)
+	if err != nil {
+		return RetireResult{}, classify(err)
+	}
+	if len(users) > 0 {
+		return RetireResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("Secret %s is still referenced by %s: it was kept; repoint %s, then delete it by hand",
+				in.Secret.Name, joinWorkloads(users), joinWorkloads(users)), ErrStillInUse, nil)
+	}
+	secrets := k.Client.CoreV1().Secrets(in.Secret.Namespace)
+	s, err := secrets.Get(ctx, in.Secret.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return RetireResult{}, nil
+	}
+	if err != nil {
+		return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
+	}
+	if in.StagedByRun != "" && s.Annotations[AnnotationRunID] != in.StagedByRun {
+		activity.GetLogger(ctx).Info("kept Secret not staged by this run", "secret", in.Secret.Name)
+		return RetireResult{}, nil
+	}
+	// The UID precondition makes sure the Secret checked above is the one deleted.
+	err = secrets.Delete(ctx, in.Secret.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(s.UID))})
+	if apierrors.IsNotFound(err) {
+		return RetireResult{}, nil
+	}
+	if err != nil {
+		return RetireResult{}, classify(fmt.Errorf("delete Secret %s: %w", in.Secret.Name, err))
+	}
+	activity.GetLogger(ctx).Info("retired Secret version", "secret", in.Secret.Name, "version", in.Secret.Version)
+	return RetireResult{Deleted: true}, nil
+}
+
+// refOf makes a reference from a Secret, with the fingerprint recorded at
+// staging or computed from the key.
+func refOf(s *corev1.Secret, key string) SecretRef {
+	v, _ := strconv.Atoi(s.Labels[LabelVersion])
+	if v == 0 {
+		v = 1
+	}
+	fp := s.Annotations[AnnotationFingerprint]
+	if fp == "" {
+		fp = Fingerprint(s.Data[key])
+	}
+	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp}
+}
+
+// classify turns Kubernetes errors that retrying cannot fix (RBAC
+// refusals, invalid objects, or any the caller names) into non-retryable
+// errors; everything else (conflicts, timeouts, 5xx) is retried.
+func classify(err error, retryable ...func(error) bool) error {
+	for _, f := range retryable {
+		if f(err) {
+			return err
+		}
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return err
+	}
+	switch {
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return temporal.NewNonRetryableApplicationError(err.Error()+": grant the worker's ServiceAccount this permission (see deploy/)", ErrBadInput, err)
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsMethodNotSupported(err):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
+	}
+	return err
+}
+
+// isTestFailed tells a failed JSON patch test op (the workload changed
+// under us; retry) from other invalid patches.
+func isTestFailed(err error) bool {
+	return apierrors.IsInvalid(err) && strings.Contains(err.Error(), "test")
+}
+
+func joinWorkloads(ws []Workload) string {
+	s := make([]string, 0, len(ws))
+	for _, w := range ws {
+		s = append(s, w.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return "s"
+	}
+	return ""
+}

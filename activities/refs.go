@@ -1,0 +1,85 @@
+package activities
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// secretRefPaths returns the JSON pointer (relative to the pod spec) of
+// every place a pod spec names the Secret: env secretKeyRef, envFrom
+// secretRef, secret volumes and projected secret sources, in regular and
+// init containers.
+func secretRefPaths(spec *corev1.PodSpec, secret string) []string {
+	var paths []string
+	containers := func(field string, cs []corev1.Container) {
+		for i, c := range cs {
+			for j, e := range c.Env {
+				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == secret {
+					paths = append(paths, fmt.Sprintf("/%s/%d/env/%d/valueFrom/secretKeyRef/name", field, i, j))
+				}
+			}
+			for j, e := range c.EnvFrom {
+				if e.SecretRef != nil && e.SecretRef.Name == secret {
+					paths = append(paths, fmt.Sprintf("/%s/%d/envFrom/%d/secretRef/name", field, i, j))
+				}
+			}
+		}
+	}
+	containers("initContainers", spec.InitContainers)
+	containers("containers", spec.Containers)
+	for i, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret {
+			paths = append(paths, fmt.Sprintf("/volumes/%d/secret/secretName", i))
+		}
+		if v.Projected != nil {
+			for j, s := range v.Projected.Sources {
+				if s.Secret != nil && s.Secret.Name == secret {
+					paths = append(paths, fmt.Sprintf("/volumes/%d/projected/sources/%d/secret/name", i, j))
+				}
+			}
+		}
+	}
+	return paths
+}
+
+// patchOp is one RFC 6902 operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// repointPatch builds one JSON patch that moves every reference in a pod
+// template from one Secret to another. Each replace is guarded by a test of
+// the old value, so a concurrent edit of the workload makes the patch fail
+// with a conflict instead of overwriting the wrong field; the activity then
+// retries against the new state.
+func repointPatch(templatePath string, spec *corev1.PodSpec, annotations map[string]string, from, to, cause string) ([]byte, int, error) {
+	paths := secretRefPaths(spec, from)
+	if len(paths) == 0 {
+		return nil, 0, nil
+	}
+	ops := make([]patchOp, 0, 2*len(paths)+1)
+	for _, p := range paths {
+		full := templatePath + "/spec" + p
+		ops = append(ops, patchOp{Op: "test", Path: full, Value: from}, patchOp{Op: "replace", Path: full, Value: to})
+	}
+	if annotations == nil {
+		ops = append(ops, patchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{AnnotationChangeCause: cause}})
+	} else {
+		ops = append(ops, patchOp{Op: "add", Path: "/metadata/annotations/" + escapePointer(AnnotationChangeCause), Value: cause})
+	}
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode patch: %w", err)
+	}
+	return b, len(paths), nil
+}
+
+// escapePointer escapes a JSON pointer token (RFC 6901).
+func escapePointer(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}

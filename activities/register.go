@@ -1,0 +1,8 @@
+package activities
+
+import "go.temporal.io/sdk/worker"
+
+// Register registers every activity struct's methods with the worker.
+func Register(r worker.ActivityRegistry, kube *Kube) {
+	r.RegisterActivity(kube)
+}

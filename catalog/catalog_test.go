@@ -1,0 +1,110 @@
+package catalog_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"rotator/catalog"
+)
+
+func TestParseValid(t *testing.T) {
+	c, err := catalog.Parse([]byte(`
+targets:
+  - name: orchestrator-jwt
+    kind: jwt
+    namespace: llm-orchestrator
+    secret: orchestrator-jwt-secret
+  - name: other
+    kind: jwt
+    namespace: ns
+    secret: s
+    key: token
+    every: 30d
+    grace: 1h
+    jwt: {bytes: 48, dualKey: true}
+    consumers: [{kind: StatefulSet, name: db}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Target("orchestrator-jwt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Key != "secret" || got.Grace.Duration != 7*24*time.Hour || got.Every.Duration != 90*24*time.Hour ||
+		got.JWT == nil || got.JWT.Bytes != 64 || got.JWT.DualKey {
+		t.Errorf("defaults not applied: %+v %+v", got, got.JWT)
+	}
+	other, _ := c.Target("other")
+	if other.Key != "token" || other.Every.Duration != 30*24*time.Hour || other.Grace.Duration != time.Hour ||
+		other.JWT.Bytes != 48 || !other.JWT.DualKey || len(other.Consumers) != 1 {
+		t.Errorf("explicit values lost: %+v %+v", other, other.JWT)
+	}
+	if _, err := c.Target("nope"); err == nil || !strings.Contains(err.Error(), "orchestrator-jwt, other") {
+		t.Errorf("unknown target error should list known targets, got %v", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const ok = "    namespace: ns\n    secret: s\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // every fragment must appear in the error
+	}{
+		{"empty file", "", []string{"empty", "targets:"}},
+		{"no targets", "targets: []\n", []string{"targets", "add at least one"}},
+		{"unknown field", "targets:\n  - name: a\n    kind: jwt\n    gracee: 1h\n" + ok, []string{"unknown field", "gracee"}},
+		{"missing name", "targets:\n  - kind: jwt\n" + ok, []string{"targets[0]", "name: is required"}},
+		{"bad name", "targets:\n  - name: Bad_Name\n    kind: jwt\n" + ok, []string{"targets[0] (Bad_Name)", "name:", "lowercase"}},
+		{"bad namespace", "targets:\n  - name: a\n    kind: jwt\n    namespace: a.b\n    secret: s\n", []string{"(a)", "namespace:", "a.b"}},
+		{"missing secret", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n", []string{"(a)", "secret: is required"}},
+		{"long secret", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n    secret: " + strings.Repeat("s", 250) + "\n", []string{"secret:", "at most 242"}},
+		{"unknown kind", "targets:\n  - name: a\n    kind: ldap\n" + ok, []string{"(a)", "kind:", `"ldap"`, "use one of jwt"}},
+		{"missing kind", "targets:\n  - name: a\n" + ok, []string{"(a)", "kind: is required"}},
+		{"negative every", "targets:\n  - name: a\n    kind: jwt\n    every: -5h\n" + ok, []string{"(a)", "every:", "must be positive"}},
+		{"zero grace", "targets:\n  - name: a\n    kind: jwt\n    grace: 0s\n" + ok, []string{"(a)", "grace:", "must be positive", "emergency"}},
+		{"not a duration", "targets:\n  - name: a\n    kind: jwt\n    every: soon\n" + ok, []string{`"soon"`, "2160h"}},
+		{"duplicate", "targets:\n  - name: a\n    kind: jwt\n" + ok + "  - name: a\n    kind: jwt\n" + ok, []string{"targets[1] (a)", "also the name of targets[0]"}},
+		{"bad key", "targets:\n  - name: a\n    kind: jwt\n    key: 'a b'\n" + ok, []string{"key:", `"a b"`}},
+		{"jwt bytes", "targets:\n  - name: a\n    kind: jwt\n    jwt: {bytes: 8}\n" + ok, []string{"jwt.bytes", "32 to 4096"}},
+		{"bad consumer", "targets:\n  - name: a\n    kind: jwt\n    consumers: [{kind: Pod, name: x}]\n" + ok, []string{"consumers[0].kind", "Deployment, StatefulSet, DaemonSet"}},
+		{"duplicate consumer", "targets:\n  - name: a\n    kind: jwt\n    consumers: [{kind: Deployment, name: x}, {kind: Deployment, name: x}]\n" + ok, []string{"consumers[1]", "listed twice"}},
+		{"huge value", "targets:\n  - name: " + strings.Repeat("x", 100000) + "\n    kind: jwt\n" + ok, []string{"name:", "…"}},
+		{"all errors at once", "targets:\n  - name: a\n    kind: nope\n    namespace: A\n", []string{"kind:", "namespace:", "secret: is required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := catalog.Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("Parse accepted a bad catalog")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if len(err.Error()) > 2000 {
+				t.Errorf("error is %d bytes long: huge values must be truncated", len(err.Error()))
+			}
+		})
+	}
+}
+
+func TestLoadShippedCatalog(t *testing.T) {
+	c, err := catalog.Load(filepath.Join("..", "rotator.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Target("orchestrator-jwt"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := catalog.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !os.IsNotExist(err) && (err == nil || !strings.Contains(err.Error(), "read catalog")) {
+		t.Fatalf("want a read error, got %v", err)
+	}
+}

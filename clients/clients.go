@@ -1,0 +1,62 @@
+// Package clients holds how the worker and the CLI connect to Temporal and
+// Kubernetes, from flags with the environment variables both tools'
+// ecosystems already use (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, KUBECONFIG).
+package clients
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Temporal says where the Temporal frontend is.
+type Temporal struct {
+	Address   string
+	Namespace string
+	TaskQueue string
+}
+
+// TemporalFromEnv returns the defaults a flag set starts from.
+func TemporalFromEnv() Temporal {
+	return Temporal{
+		Address:   cmp.Or(os.Getenv("TEMPORAL_ADDRESS"), "127.0.0.1:7233"),
+		Namespace: cmp.Or(os.Getenv("TEMPORAL_NAMESPACE"), "default"),
+		TaskQueue: cmp.Or(os.Getenv("ROTATOR_TASK_QUEUE"), "rotator"),
+	}
+}
+
+// Dial connects to Temporal; the SDK logs through log.
+func (t Temporal) Dial(log *slog.Logger) (client.Client, error) {
+	c, err := client.Dial(client.Options{
+		HostPort:  t.Address,
+		Namespace: t.Namespace,
+		Logger:    tlog.NewStructuredLogger(log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (set --temporal-address or TEMPORAL_ADDRESS): %w", t.Address, err)
+	}
+	return c, nil
+}
+
+// Kube connects to Kubernetes with kubectl's rules: KUBECONFIG or
+// ~/.kube/config, else the in-cluster ServiceAccount.
+func Kube(qps float32, burst int) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load Kubernetes config (set KUBECONFIG, or run in a cluster): %w", err)
+	}
+	cfg.QPS, cfg.Burst = qps, burst
+	cfg.UserAgent = "rotator"
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"rotator/catalog"
+	"rotator/workflows"
+)
+
+func (a *app) rotateCmd() *cobra.Command {
+	var in workflows.RotateInput
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "rotate TARGET",
+		Short: "Start a rotation of a target from the catalog",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in.Target = args[0]
+			cat, err := a.catalog()
+			if err != nil {
+				return err
+			}
+			t, err := cat.Target(in.Target)
+			if err != nil {
+				return err
+			}
+			wfType, ok := workflows.TypeFor(t.Kind)
+			if !ok {
+				return fmt.Errorf("target %s: kind %s has no workflow in this build", t.Name, t.Kind)
+			}
+			if in.Grace != "" {
+				if g, err := catalog.ParseDuration(in.Grace); err != nil || g <= 0 {
+					return fmt.Errorf("--grace: %q must be a positive duration such as 24h or 7d; use --emergency to skip grace", in.Grace)
+				}
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			id := workflows.WorkflowID(t.Name)
+			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
+				ID:                       id,
+				TaskQueue:                a.temporal.TaskQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				TypedSearchAttributes: temporal.NewSearchAttributes(
+					workflows.SearchTarget.ValueSet(t.Name), workflows.SearchKind.ValueSet(string(t.Kind)),
+					workflows.SearchStep.ValueSet(string(workflows.StepPreflight))),
+			}, wfType, in)
+			var started *serviceerror.WorkflowExecutionAlreadyStarted
+			if errors.As(err, &started) {
+				return a.alreadyRunning(cmd, id, started.RunId)
+			}
+			if err != nil {
+				return fmt.Errorf("start %s: %w", id, err)
+			}
+			fmt.Fprintf(a.out, "started %s (%s, run %s)\n", id, wfType, run.GetRunID())
+			fmt.Fprintf(a.out, "  watch:   %s\n", a.link(id, run.GetRunID()))
+			fmt.Fprintf(a.out, "  status:  starter status %s\n", t.Name)
+			fmt.Fprintf(a.out, "  approve: starter approve %s --reason '...'\n", t.Name)
+			fmt.Fprintf(a.out, "  abort:   starter abort %s --reason '...'\n", t.Name)
+			if !wait {
+				return nil
+			}
+			var st workflows.Status
+			err = run.Get(cmd.Context(), &st)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "%s finished: %s\n", id, st.Step)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&in.Emergency, "emergency", false, "compromised secret: skip grace and retire the old version as soon as the new one is live")
+	cmd.Flags().StringVar(&in.Grace, "grace", "", "override the catalog's grace period, e.g. 24h")
+	cmd.Flags().StringVar(&in.RequestedBy, "by", os.Getenv("USER"), "who requests the rotation")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the rotation finishes")
+	return cmd
+}
+
+// alreadyRunning explains a refused second start, naming the running one.
+func (a *app) alreadyRunning(cmd *cobra.Command, id, runID string) error {
+	step := "unknown"
+	if c, err := a.dial(); err == nil {
+		if v, err := c.QueryWorkflow(cmd.Context(), id, runID, workflows.QueryStatus); err == nil {
+			var st workflows.Status
+			if v.Get(&st) == nil {
+				step = fmt.Sprintf("%s since %s", st.Step, st.StepStartedAt.Format(time.RFC3339))
+			}
+		}
+	}
+	target := strings.TrimPrefix(id, "rotate/")
+	return fmt.Errorf("a rotation of %s is already running: workflow %s, run %s, step %s; approve or abort it first (starter approve|abort %s), see %s",
+		target, id, runID, step, target, a.link(id, runID))
+}
+
+func (a *app) decideCmd(name string) *cobra.Command {
+	var d workflows.Decision
+	short := map[string]string{
+		"approve": "End a rotation's grace period now and retire the old version",
+		"abort":   "Abort a rotation: roll consumers back to the old version and delete the new one",
+	}[name]
+	cmd := &cobra.Command{
+		Use:   name + " TARGET",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if d.By == "" {
+				return fmt.Errorf("--by: is required: say who %ss (defaults to $USER)", name)
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			id := workflows.WorkflowID(args[0])
+			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
+				WorkflowID:   id,
+				UpdateName:   name,
+				Args:         []any{d},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return a.explain(args[0], name, err)
+			}
+			var st workflows.Status
+			if err := h.Get(cmd.Context(), &st); err != nil {
+				return a.explain(args[0], name, err)
+			}
+			fmt.Fprintf(a.out, "%s: %s by %s\n", id, map[string]string{"approve": "approved", "abort": "aborted"}[name], d.By)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&d.By, "by", os.Getenv("USER"), "who decides (recorded in the rotation's status)")
+	cmd.Flags().StringVar(&d.Reason, "reason", "", "why (recorded in the rotation's status)")
+	return cmd
+}
+
+// explain turns Temporal's errors into the operator's words.
+func (a *app) explain(target, verb string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no running rotation of %s: start one with 'starter rotate %s' (or see 'starter list')", target, target)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return fmt.Errorf("%s refused: %s", verb, app.Message())
+	}
+	return fmt.Errorf("%s %s: %w", verb, workflows.WorkflowID(target), err)
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status TARGET",
+		Short: "Show a rotation's step, versions, consumers and decisions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			v, err := c.QueryWorkflow(cmd.Context(), workflows.WorkflowID(args[0]), "", workflows.QueryStatus)
+			if err != nil {
+				return a.explain(args[0], "status", err)
+			}
+			var st workflows.Status
+			if err := v.Get(&st); err != nil {
+				return fmt.Errorf("decode status: %w", err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(a.out, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func (a *app) listCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List rotations (running ones unless --all)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			q := "RotationTarget IS NOT NULL"
+			if !all {
+				q += " AND ExecutionStatus = 'Running'"
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TARGET\tKIND\tSTEP\tSTATUS\tSTARTED\tWORKFLOW")
+			var token []byte
+			for {
+				resp, err := c.ListWorkflow(cmd.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+					Namespace: a.temporal.Namespace, Query: q, NextPageToken: token,
+				})
+				if err != nil {
+					return fmt.Errorf("list rotations: %w", err)
+				}
+				for _, e := range resp.Executions {
+					sa := searchAttributes(e.GetSearchAttributes())
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sa["RotationTarget"], sa["RotationKind"], sa["RotationStep"],
+						strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")),
+						e.GetStartTime().AsTime().Format(time.RFC3339), e.GetExecution().GetWorkflowId())
+				}
+				if token = resp.NextPageToken; len(token) == 0 {
+					break
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "include finished rotations")
+	return cmd
+}
+
+func (a *app) link(id, runID string) string {
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(a.uiAddress, "/"),
+		url.PathEscape(a.temporal.Namespace), url.PathEscape(id), url.PathEscape(runID))
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+
+	"rotator/workflows"
+)
+
+// printStatus renders a status as the readable table operators read.
+func printStatus(w io.Writer, st workflows.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("target", fmt.Sprintf("%s (%s)", st.Target, st.Kind))
+	step := fmt.Sprintf("%s since %s", st.Step, st.StepStartedAt.Format(time.RFC3339))
+	row("step", step)
+	if st.Emergency {
+		row("mode", "emergency (no grace)")
+	}
+	if st.RequestedBy != "" {
+		row("requested by", st.RequestedBy)
+	}
+	row("started", st.StartedAt.Format(time.RFC3339))
+	if !st.GraceDeadline.IsZero() {
+		row("grace ends", fmt.Sprintf("%s (in %s)", st.GraceDeadline.Format(time.RFC3339),
+			time.Until(st.GraceDeadline).Round(time.Second)))
+	}
+	if st.Old != nil {
+		row("old version", fmt.Sprintf("%s (v%d, %s)", st.Old.Name, st.Old.Version, st.Old.Fingerprint))
+	}
+	if st.New != nil {
+		row("new version", fmt.Sprintf("%s (v%d, %s)", st.New.Name, st.New.Version, st.New.Fingerprint))
+	}
+	for _, c := range st.Consumers {
+		row("consumer", fmt.Sprintf("%s: %s", c.Workload, c.State))
+	}
+	if st.Approved != nil {
+		row("approved", decision(st.Approved))
+	}
+	if st.Aborted != nil {
+		row("aborted", decision(st.Aborted))
+	}
+	if !st.FinishedAt.IsZero() {
+		row("finished", st.FinishedAt.Format(time.RFC3339))
+	}
+	if st.Error != "" {
+		row("error", st.Error)
+	}
+	tw.Flush()
+}
+
+func decision(d *workflows.Decision) string {
+	s := fmt.Sprintf("by %s at %s", d.By, d.At.Format(time.RFC3339))
+	if d.Reason != "" {
+		s += ": " + d.Reason
+	}
+	return s
+}
+
+// searchAttributes decodes the Keyword attributes a list returns.
+func searchAttributes(sa *commonpb.SearchAttributes) map[string]string {
+	out := map[string]string{}
+	for k, p := range sa.GetIndexedFields() {
+		var v string
+		if json.Unmarshal(p.GetData(), &v) == nil {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// handle registers the status query, the approve/abort Updates and the
+// approve/abort signals. Signals serve the Web UI, which can send them but
+// shows no Update result; Updates serve the CLI, which wants a refusal when
+// the rotation is in the wrong step.
+func (r *rotation) handle(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return r.st, nil }); err != nil {
+		return fmt.Errorf("register status query: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApprove,
+		func(ctx workflow.Context, d Decision) (Status, error) {
+			r.approve(ctx, d)
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return r.canApprove(d) }},
+	); err != nil {
+		return fmt.Errorf("register approve update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort,
+		func(ctx workflow.Context, d Decision) (Status, error) {
+			r.abort(ctx, d)
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return r.canAbort(d) }},
+	); err != nil {
+		return fmt.Errorf("register abort update: %w", err)
+	}
+	approveCh := workflow.GetSignalChannel(ctx, SignalApprove)
+	abortCh := workflow.GetSignalChannel(ctx, SignalAbort)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var d Decision
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(approveCh, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &d)
+				if err := r.canApprove(d); err != nil {
+					workflow.GetLogger(ctx).Warn("approve signal ignored", "reason", err, "by", d.By)
+					return
+				}
+				r.approve(ctx, d)
+			})
+			sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &d)
+				if err := r.canAbort(d); err != nil {
+					workflow.GetLogger(ctx).Warn("abort signal ignored", "reason", err, "by", d.By)
+					return
+				}
+				r.abort(ctx, d)
+			})
+			sel.Select(ctx)
+		}
+	})
+	return nil
+}
+
+func (r *rotation) canApprove(d Decision) error {
+	if d.By == "" {
+		return fmt.Errorf(`by: is required: say who approves, e.g. {"by": "alice", "reason": "tokens migrated"}`)
+	}
+	if r.st.Step != StepGrace {
+		return fmt.Errorf("rotation of %s is in step %s, not grace: approve ends a grace period only", r.in.Target, r.st.Step)
+	}
+	if r.st.Approved != nil || r.st.Aborted != nil {
+		return fmt.Errorf("rotation of %s was already decided: %s", r.in.Target, r.decided())
+	}
+	return nil
+}
+
+func (r *rotation) canAbort(d Decision) error {
+	if d.By == "" {
+		return fmt.Errorf(`by: is required: say who aborts, e.g. {"by": "alice", "reason": "errors after rollout"}`)
+	}
+	abortable := []Step{StepPreflight, StepStage, StepApply, StepPromote, StepVerify, StepGrace}
+	if !slices.Contains(abortable, r.st.Step) {
+		return fmt.Errorf("rotation of %s is in step %s: abort is possible until grace ends, not after", r.in.Target, r.st.Step)
+	}
+	if r.st.Approved != nil || r.st.Aborted != nil {
+		return fmt.Errorf("rotation of %s was already decided: %s", r.in.Target, r.decided())
+	}
+	return nil
+}
+
+func (r *rotation) decided() string {
+	if r.st.Approved != nil {
+		return "approved by " + r.st.Approved.By
+	}
+	return "aborted by " + r.st.Aborted.By
+}
+
+func (r *rotation) approve(ctx workflow.Context, d Decision) {
+	d.At = workflow.Now(ctx)
+	r.st.Approved = &d
+	workflow.GetLogger(ctx).Info("grace approved", "target", r.in.Target, "by", d.By, "reason", d.Reason)
+}
+
+// abort also cancels the step in flight, so an abort during a long rollout
+// wait takes effect at once and compensation starts.
+func (r *rotation) abort(ctx workflow.Context, d Decision) {
+	d.At = workflow.Now(ctx)
+	r.st.Aborted = &d
+	workflow.GetLogger(ctx).Info("rotation aborted", "target", r.in.Target, "by", d.By, "reason", d.Reason)
+	if r.cancelSteps != nil {
+		r.cancelSteps()
+	}
+}

@@ -1,0 +1,27 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"rotator/catalog"
+)
+
+// Workflow type names, one per kind, as the UI and the CLI start them.
+const (
+	TypeRotateJWTSecret = "RotateJWTSecret"
+)
+
+// TypeFor returns the workflow type that rotates targets of the kind.
+func TypeFor(kind catalog.Kind) (string, bool) {
+	switch kind {
+	case catalog.KindJWT:
+		return TypeRotateJWTSecret, true
+	}
+	return "", false
+}
+
+// Register registers every rotation workflow under its type name.
+func Register(r worker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(RotateJWTSecret, workflow.RegisterOptions{Name: TypeRotateJWTSecret})
+}

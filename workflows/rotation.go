@@ -1,0 +1,420 @@
+// Package workflows holds the rotation workflows: one shared skeleton
+// (preflight, stage, apply, promote, verify, grace, retire, with
+// compensation) and one short file per kind that supplies its steps.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"rotator/activities"
+	"rotator/catalog"
+)
+
+// Names a client uses to talk to a rotation.
+const (
+	// TaskQueue is the default task queue of the worker.
+	TaskQueue = "rotator"
+	// SignalApprove and UpdateApprove end grace early and retire.
+	SignalApprove = "approve"
+	UpdateApprove = "approve"
+	// SignalAbort and UpdateAbort roll the rotation back.
+	SignalAbort = "abort"
+	UpdateAbort = "abort"
+	// QueryStatus returns the Status.
+	QueryStatus = "status"
+)
+
+// Search attributes every rotation keeps up to date, for the UI's filters.
+var (
+	SearchTarget = temporal.NewSearchAttributeKeyKeyword("RotationTarget")
+	SearchKind   = temporal.NewSearchAttributeKeyKeyword("RotationKind")
+	SearchStep   = temporal.NewSearchAttributeKeyKeyword("RotationStep")
+)
+
+// WorkflowID is the one ID a rotation of the target may run under, which is
+// how Temporal refuses a second concurrent rotation of the same target.
+func WorkflowID(target string) string { return "rotate/" + target }
+
+// RotateInput starts a rotation. It is small enough to type into the
+// Temporal UI's Start Workflow form: {"target": "orchestrator-jwt"}.
+type RotateInput struct {
+	Target string `json:"target"`
+	// Emergency skips grace and retires the old version as soon as the new
+	// one is rolled out (the key is presumed compromised).
+	Emergency bool `json:"emergency,omitempty"`
+	// RequestedBy records who asked for the rotation.
+	RequestedBy string `json:"requestedBy,omitempty"`
+	// Grace overrides the catalog's grace period, e.g. "24h".
+	Grace string `json:"grace,omitempty"`
+}
+
+// Decision is the payload of approve and abort.
+type Decision struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+// Step names where a rotation is; the values match RotationStep.
+type Step string
+
+// The steps of the skeleton, in order, and the ends a rotation can reach.
+const (
+	StepPreflight    Step = "preflight"
+	StepStage        Step = "stage"
+	StepApply        Step = "apply"
+	StepPromote      Step = "promote"
+	StepVerify       Step = "verify"
+	StepGrace        Step = "grace"
+	StepRetire       Step = "retire"
+	StepDone         Step = "done"
+	StepCompensating Step = "compensating"
+	StepRolledBack   Step = "rolled-back"
+	StepFailed       Step = "failed"
+)
+
+// ConsumerStatus is one consumer and how far its rollout got.
+type ConsumerStatus struct {
+	Workload activities.Workload `json:"workload"`
+	State    string              `json:"state"`
+}
+
+// Status is what the status query returns and the workflow's result. It
+// holds references and fingerprints only, never secret material.
+type Status struct {
+	Target        string                `json:"target"`
+	Kind          catalog.Kind          `json:"kind"`
+	Step          Step                  `json:"step"`
+	Emergency     bool                  `json:"emergency,omitempty"`
+	RequestedBy   string                `json:"requestedBy,omitempty"`
+	StartedAt     time.Time             `json:"startedAt"`
+	StepStartedAt time.Time             `json:"stepStartedAt"`
+	GraceDeadline time.Time             `json:"graceDeadline,omitzero"`
+	FinishedAt    time.Time             `json:"finishedAt,omitzero"`
+	Old           *activities.SecretRef `json:"old,omitempty"`
+	New           *activities.SecretRef `json:"new,omitempty"`
+	Consumers     []ConsumerStatus      `json:"consumers,omitempty"`
+	Approved      *Decision             `json:"approved,omitempty"`
+	Aborted       *Decision             `json:"aborted,omitempty"`
+	Error         string                `json:"error,omitempty"`
+}
+
+// kindSteps is what a kind adds to the skeleton. Every hook is optional:
+// jwt needs none, a database password has an apply step and its undo.
+type kindSteps struct {
+	kind catalog.Kind
+	// apply makes the backing system accept the staged version.
+	apply func(ctx workflow.Context, r *rotation) error
+	// undoApply reverts apply during compensation.
+	undoApply func(ctx workflow.Context, r *rotation) error
+	// verify proves the new material works, after the consumers' check.
+	verify func(ctx workflow.Context, r *rotation) error
+	// revoke invalidates the old material at retire.
+	revoke func(ctx workflow.Context, r *rotation) error
+}
+
+// rotation is the state of one run of the skeleton.
+type rotation struct {
+	in    RotateInput
+	steps kindSteps
+	st    Status
+	plan  activities.Plan
+	grace time.Duration
+	// What has changed so far, so compensation undoes exactly that.
+	staged, applied, promoted bool
+	cancelSteps               workflow.CancelFunc
+}
+
+var kube *activities.Kube
+
+// run is the skeleton every kind shares.
+func run(ctx workflow.Context, in RotateInput, steps kindSteps) (Status, error) {
+	r := &rotation{in: in, steps: steps}
+	now := workflow.Now(ctx)
+	r.st = Status{Target: in.Target, Kind: steps.kind, Step: StepPreflight, Emergency: in.Emergency,
+		RequestedBy: in.RequestedBy, StartedAt: now, StepStartedAt: now}
+	if err := r.handle(ctx); err != nil {
+		return r.st, err
+	}
+	if err := r.checkInput(ctx); err != nil {
+		return r.finish(ctx, StepFailed, err)
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchTarget.ValueSet(in.Target),
+		SearchKind.ValueSet(string(steps.kind)), SearchStep.ValueSet(string(StepPreflight))); err != nil {
+		return r.st, err
+	}
+	stepCtx, cancel := workflow.WithCancel(ctx)
+	r.cancelSteps = cancel
+
+	if err := r.preflight(stepCtx); err != nil {
+		return r.finish(ctx, StepFailed, r.explain(StepPreflight, err))
+	}
+	if err := r.change(stepCtx); err != nil {
+		return r.compensate(ctx, err)
+	}
+	if !in.Emergency {
+		if err := r.awaitGrace(ctx); err != nil {
+			return r.compensate(ctx, err)
+		}
+	}
+	if err := r.retire(ctx); err != nil {
+		return r.finish(ctx, StepFailed, r.explain(StepRetire, err))
+	}
+	return r.finish(ctx, StepDone, nil)
+}
+
+func (r *rotation) checkInput(ctx workflow.Context) error {
+	if r.in.Target == "" {
+		return temporal.NewNonRetryableApplicationError(
+			`target: is required: start the rotation with {"target": "<name from rotator.yaml>"}`, activities.ErrBadInput, nil)
+	}
+	if id := workflow.GetInfo(ctx).WorkflowExecution.ID; id != WorkflowID(r.in.Target) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"workflow ID %q: a rotation of %s must run as %q, so that two rotations of one target cannot overlap: start it again with that ID",
+			id, r.in.Target, WorkflowID(r.in.Target)), activities.ErrBadInput, nil)
+	}
+	if r.in.Grace != "" {
+		g, err := catalog.ParseDuration(r.in.Grace)
+		if err != nil || g <= 0 {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"grace: %q must be a positive duration such as \"24h\" or \"7d\"; use emergency to skip grace", r.in.Grace),
+				activities.ErrBadInput, nil)
+		}
+		r.grace = g
+	}
+	return nil
+}
+
+// preflight checks everything that can be checked before a change.
+func (r *rotation) preflight(ctx workflow.Context) error {
+	err := workflow.ExecuteActivity(short(ctx), kube.Preflight,
+		activities.PreflightInput{Target: r.in.Target, Kind: r.steps.kind}).Get(ctx, &r.plan)
+	if err != nil {
+		return err
+	}
+	if r.grace == 0 {
+		r.grace = r.plan.Grace
+	}
+	old := r.plan.Current
+	r.st.Old = &old
+	for _, c := range r.plan.Consumers {
+		r.st.Consumers = append(r.st.Consumers, ConsumerStatus{Workload: c, State: "on old version"})
+	}
+	return nil
+}
+
+// change runs every step that moves consumers to the new version.
+func (r *rotation) change(ctx workflow.Context) error {
+	r.setStep(ctx, StepStage)
+	var staged activities.SecretRef
+	r.staged = true // set before the call: a timed-out create may still have landed
+	if err := workflow.ExecuteActivity(short(ctx), kube.StageSecret,
+		activities.StageInput{Plan: r.plan, Emergency: r.in.Emergency}).Get(ctx, &staged); err != nil {
+		return r.explain(StepStage, err)
+	}
+	r.st.New = &staged
+
+	if r.steps.apply != nil {
+		r.setStep(ctx, StepApply)
+		r.applied = true
+		if err := r.steps.apply(ctx, r); err != nil {
+			return r.explain(StepApply, err)
+		}
+	}
+
+	r.setStep(ctx, StepPromote)
+	r.promoted = true
+	var promoted activities.PromoteResult
+	if err := workflow.ExecuteActivity(short(ctx), kube.Promote, activities.PromoteInput{
+		Namespace: r.plan.Namespace, From: *r.st.Old, To: staged, Consumers: r.plan.Consumers,
+		Reason: fmt.Sprintf("rotator %s: %s -> %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name, staged.Name),
+	}).Get(ctx, &promoted); err != nil {
+		return r.explain(StepPromote, err)
+	}
+	r.setConsumers("rolling out")
+	if err := workflow.ExecuteActivity(rollout(ctx), kube.AwaitRollout,
+		activities.AwaitInput{Namespace: r.plan.Namespace, Rollouts: promoted.Rollouts}).Get(ctx, nil); err != nil {
+		return r.explain(StepPromote, err)
+	}
+	r.setConsumers("rolled out")
+
+	r.setStep(ctx, StepVerify)
+	if err := workflow.ExecuteActivity(short(ctx), kube.VerifyConsumers, activities.VerifyInput{
+		Namespace: r.plan.Namespace, Old: *r.st.Old, New: staged, Consumers: r.plan.Consumers,
+	}).Get(ctx, nil); err != nil {
+		return r.explain(StepVerify, err)
+	}
+	if r.steps.verify != nil {
+		if err := r.steps.verify(ctx, r); err != nil {
+			return r.explain(StepVerify, err)
+		}
+	}
+	return nil
+}
+
+// awaitGrace keeps the old version valid until the grace period ends, an
+// engineer approves, or an engineer aborts.
+func (r *rotation) awaitGrace(ctx workflow.Context) error {
+	r.setStep(ctx, StepGrace)
+	r.st.GraceDeadline = workflow.Now(ctx).Add(r.grace)
+	if _, err := workflow.AwaitWithTimeout(ctx, r.grace, func() bool {
+		return r.st.Approved != nil || r.st.Aborted != nil
+	}); err != nil {
+		return err
+	}
+	if r.st.Aborted != nil {
+		return errAborted
+	}
+	return nil
+}
+
+// retire removes the old version once nothing references it.
+func (r *rotation) retire(ctx workflow.Context) error {
+	r.setStep(ctx, StepRetire)
+	if err := workflow.ExecuteActivity(short(ctx), kube.RetireSecret,
+		activities.RetireInput{Secret: *r.st.Old}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if r.steps.revoke != nil {
+		return r.steps.revoke(ctx, r)
+	}
+	return nil
+}
+
+var errAborted = errors.New("aborted")
+
+// compensate undoes, in reverse, what change did, then ends the workflow
+// with the cause. It runs on a disconnected context so that it also runs
+// after the workflow was cancelled or its steps were aborted.
+func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error) {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	r.setStep(dctx, StepCompensating)
+	workflow.GetLogger(ctx).Warn("rotation failed; compensating", "target", r.in.Target, "cause", cause)
+	var errs []error
+	if r.promoted {
+		var back activities.PromoteResult
+		err := workflow.ExecuteActivity(short(dctx), kube.Promote, activities.PromoteInput{
+			Namespace: r.plan.Namespace, From: *r.st.New, To: *r.st.Old, Consumers: r.plan.Consumers,
+			Reason: fmt.Sprintf("rotator %s: rolled back to %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name),
+		}).Get(dctx, &back)
+		if err == nil {
+			err = workflow.ExecuteActivity(rollout(dctx), kube.AwaitRollout,
+				activities.AwaitInput{Namespace: r.plan.Namespace, Rollouts: back.Rollouts}).Get(dctx, nil)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("repoint consumers to %s: %w", r.st.Old.Name, err))
+		} else {
+			r.setConsumers("rolled back")
+		}
+	}
+	if r.applied && r.steps.undoApply != nil && len(errs) == 0 {
+		if err := r.steps.undoApply(dctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("undo apply: %w", err))
+		}
+	}
+	// The new Secret is removed only once consumers are back on the old
+	// one; RetireSecret refuses anyway while anything references it.
+	if r.staged && len(errs) == 0 {
+		// Staging may have created the Secret and then failed, so the
+		// name is derived from the plan; StagedByRun keeps a Secret that
+		// somebody else created.
+		ref := activities.SecretRef{Namespace: r.plan.Namespace, Name: fmt.Sprintf("%s-%d", r.plan.Base, r.plan.NextVersion),
+			Version: r.plan.NextVersion}
+		if err := workflow.ExecuteActivity(short(dctx), kube.RetireSecret, activities.RetireInput{
+			Secret: ref, StagedByRun: workflow.GetInfo(ctx).WorkflowExecution.RunID,
+		}).Get(dctx, nil); err != nil {
+			errs = append(errs, fmt.Errorf("delete new Secret %s: %w", ref.Name, err))
+		}
+	}
+
+	var msg string
+	if r.st.Aborted != nil {
+		msg = fmt.Sprintf("rotation of %s aborted by %s", r.in.Target, r.st.Aborted.By)
+		if r.st.Aborted.Reason != "" {
+			msg += " (" + r.st.Aborted.Reason + ")"
+		}
+	} else {
+		msg = fmt.Sprintf("rotation of %s failed: %v", r.in.Target, cause)
+	}
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		return r.finish(dctx, StepFailed, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s; compensation did not finish, so the rotation needs a person: %v", msg, err), "CompensationFailed", cause))
+	}
+	msg += fmt.Sprintf("; rolled back: consumers are on %s again", r.st.Old.Name)
+	errType := "RotationFailed"
+	if r.st.Aborted != nil {
+		errType = "Aborted"
+	}
+	return r.finish(dctx, StepRolledBack, temporal.NewNonRetryableApplicationError(msg, errType, cause))
+}
+
+// finish records the end state; err is returned as the workflow's error.
+func (r *rotation) finish(ctx workflow.Context, step Step, err error) (Status, error) {
+	r.setStep(ctx, step)
+	r.st.FinishedAt = workflow.Now(ctx)
+	if err != nil {
+		r.st.Error = err.Error()
+	}
+	return r.st, err
+}
+
+// explain names the step that failed and keeps the activity's error type
+// and message, without the activity error's framing (IDs, attempt).
+func (r *rotation) explain(step Step, err error) error {
+	if r.st.Aborted != nil && temporal.IsCanceledError(err) {
+		return errAborted
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", step, app.Message()), app.Type(), err)
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", step, err), "StepFailed", err)
+}
+
+func (r *rotation) setStep(ctx workflow.Context, s Step) {
+	r.st.Step = s
+	r.st.StepStartedAt = workflow.Now(ctx)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStep.ValueSet(string(s))); err != nil {
+		workflow.GetLogger(ctx).Warn("could not update RotationStep", "step", s, "error", err)
+	}
+}
+
+func (r *rotation) setConsumers(state string) {
+	for i := range r.st.Consumers {
+		r.st.Consumers[i].State = state
+	}
+}
+
+// short is for steps that make a few API calls.
+func short(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	})
+}
+
+// rollout is for waiting on a rollout: long, but watched by heartbeats.
+func rollout(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Minute,
+		ScheduleToCloseTimeout: time.Hour,
+		HeartbeatTimeout:       time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+}
