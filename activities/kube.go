@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -371,7 +370,7 @@ func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Durat
 			failed = fmt.Errorf("%s was deleted during its rollout", r.Workload)
 			return false, failed
 		}
-		done, msg, err := rolloutState(ev.Object.(runtime.Object), r.Generation)
+		done, msg, err := rolloutState(ev.Object, r.Generation)
 		if err != nil {
 			failed = err
 			return false, err

@@ -90,4 +90,3 @@ func daemonSetState(d *appsv1.DaemonSet, gen int64) (bool, string, error) {
 	}
 	return true, fmt.Sprintf("%d of %d pods updated and available", st.NumberAvailable, st.DesiredNumberScheduled), nil
 }
-

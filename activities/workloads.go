@@ -14,9 +14,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// workloadKinds are the consumer kinds, in the order they are searched.
-var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet"}
-
 // workload is the part of a Deployment, StatefulSet or DaemonSet that a
 // rotation reads: its metadata and pod template.
 type workload struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ func (a *app) rotateCmd() *cobra.Command {
 				TaskQueue:                a.temporal.TaskQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				// Without this the SDK hands back the running rotation as if
+				// it had just been started.
+				WorkflowExecutionErrorWhenAlreadyStarted: true,
 				TypedSearchAttributes: temporal.NewSearchAttributes(
 					workflows.SearchTarget.ValueSet(t.Name), workflows.SearchKind.ValueSet(string(t.Kind)),
 					workflows.SearchStep.ValueSet(string(workflows.StepPreflight))),
@@ -173,13 +177,9 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := c.QueryWorkflow(cmd.Context(), workflows.WorkflowID(args[0]), "", workflows.QueryStatus)
+			st, err := a.status(cmd.Context(), c, args[0])
 			if err != nil {
-				return a.explain(args[0], "status", err)
-			}
-			var st workflows.Status
-			if err := v.Get(&st); err != nil {
-				return fmt.Errorf("decode status: %w", err)
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.out)
@@ -192,6 +192,39 @@ func (a *app) statusCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	return cmd
+}
+
+// status reads a rotation's status: from the query while it runs, and from
+// its result once it completed, when no worker need be polling.
+func (a *app) status(ctx context.Context, c client.Client, target string) (workflows.Status, error) {
+	var st workflows.Status
+	id := workflows.WorkflowID(target)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return st, a.explain(target, "status", err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		if err := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &st); err != nil {
+			return st, fmt.Errorf("read result of %s: %w", id, err)
+		}
+		return st, nil
+	}
+	v, err := c.QueryWorkflow(ctx, id, info.GetExecution().GetRunId(), workflows.QueryStatus)
+	if err != nil {
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			// A failed rotation's status needs a worker to replay it;
+			// its failure message still says what happened.
+			runErr := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
+			return st, fmt.Errorf("%s ended %s: %v (start a worker to see its full status)", id,
+				strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")), runErr)
+		}
+		return st, a.explain(target, "status", err)
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decode status of %s: %w", id, err)
+	}
+	return st, nil
 }
 
 func (a *app) listCmd() *cobra.Command {

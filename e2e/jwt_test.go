@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"rotator/activities"
+	"rotator/workflows"
+)
+
+// TestJWTRotationEndToEnd runs the runbook's JWT rotation through the CLI:
+// rotate, a refused second rotate, status, approve, and checks every
+// promise on the real cluster at each step.
+func TestJWTRotationEndToEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := newFixture(t, ctx, "    jwt: {dualKey: true}\n",
+		deployment("orchestrator", 3, envRef("app-jwt")),
+		deployment("sidecar", 1, envFromAndVolume("app-jwt")))
+	oldData, _ := f.secretData(ctx, f.secret)
+	rsBefore := f.replicaSets(ctx, "orchestrator")
+
+	out, err := f.starter(ctx, "rotate", f.target, "--by", "e2e")
+	if err != nil {
+		t.Fatalf("starter rotate: %v\n%s", err, out)
+	}
+	id := workflows.WorkflowID(f.target)
+	waitForStep(t, ctx, f, workflows.StepGrace)
+
+	// After promote every reference names the new version, on both consumers.
+	newName := f.secret + "-2"
+	for _, d := range []string{"orchestrator", "sidecar"} {
+		spec := f.deploymentSpec(ctx, d)
+		if refs := referencesTo(spec, f.secret); refs != 0 {
+			t.Errorf("%s still has %d references to the old Secret", d, refs)
+		}
+	}
+	if n := referencesTo(f.deploymentSpec(ctx, "orchestrator"), newName); n != 1 {
+		t.Errorf("orchestrator: want 1 reference to %s, got %d", newName, n)
+	}
+	if n := referencesTo(f.deploymentSpec(ctx, "sidecar"), newName); n != 3 {
+		t.Errorf("sidecar: want envFrom, volume and projected volume on %s, got %d", newName, n)
+	}
+	// Exactly one rollout: one new ReplicaSet, no restart on top of the patch.
+	if got := f.replicaSets(ctx, "orchestrator"); got != rsBefore+1 {
+		t.Errorf("orchestrator rolled out %d times, want exactly once", got-rsBefore)
+	}
+	// The old version stays through grace; the new one is immutable and dual-key.
+	if _, ok := f.secretData(ctx, f.secret); !ok {
+		t.Error("the old Secret was deleted before grace ended")
+	}
+	newSecret, err := devstack.kube.CoreV1().Secrets(f.ns).Get(ctx, newName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newSecret.Immutable == nil || !*newSecret.Immutable {
+		t.Error("the new Secret is not immutable")
+	}
+	if newSecret.Labels[activities.LabelTarget] != f.target || newSecret.Labels[activities.LabelVersion] != "2" ||
+		newSecret.Labels[activities.LabelStage] != activities.StageCurrent {
+		t.Errorf("new Secret labels: %v", newSecret.Labels)
+	}
+	if !bytes.Equal(newSecret.Data[activities.PreviousKey], oldData["secret"]) {
+		t.Error("the dual-key Secret does not carry the previous key")
+	}
+	if len(newSecret.Data["secret"]) != 88 || bytes.Equal(newSecret.Data["secret"], oldData["secret"]) {
+		t.Errorf("new key: %d bytes, want a fresh 64-byte key in base64 (88 characters)", len(newSecret.Data["secret"]))
+	}
+
+	// One rotation per target: a second start is refused and names the running one.
+	out, err = f.starter(ctx, "rotate", f.target, "--by", "e2e")
+	if err == nil || !strings.Contains(out, "already running: workflow "+id) || !strings.Contains(out, "step grace") {
+		t.Errorf("second rotate: err=%v, output:\n%s", err, out)
+	}
+	out, err = f.starter(ctx, "status", f.target)
+	if err != nil || !strings.Contains(out, "grace since") || !strings.Contains(out, newName+" (v2, sha256:") ||
+		!strings.Contains(out, "deployment/orchestrator: rolled out") {
+		t.Errorf("status: err=%v, output:\n%s", err, out)
+	}
+	out, err = f.starter(ctx, "list")
+	if err != nil || !strings.Contains(out, f.target) {
+		t.Errorf("list: err=%v, output:\n%s", err, out)
+	}
+
+	out, err = f.starter(ctx, "approve", f.target, "--by", "alice", "--reason", "e2e")
+	if err != nil {
+		t.Fatalf("approve: %v\n%s", err, out)
+	}
+	var st workflows.Status
+	if err := devstack.temporal.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
+		t.Fatalf("rotation failed: %v", err)
+	}
+	if st.Step != workflows.StepDone || st.Approved == nil || st.Approved.By != "alice" {
+		t.Errorf("result: %+v", st)
+	}
+	if _, ok := f.secretData(ctx, f.secret); ok {
+		t.Error("the old Secret still exists after approve")
+	}
+	if _, ok := f.secretData(ctx, newName); !ok {
+		t.Error("the new Secret is gone")
+	}
+	// Approve outside grace is refused with the step named.
+	out, err = f.starter(ctx, "approve", f.target, "--by", "alice")
+	if err == nil {
+		t.Errorf("approve after completion succeeded:\n%s", out)
+	}
+
+	// No secret value reaches Temporal, in any encoding.
+	newData, _ := f.secretData(ctx, newName)
+	assertNoSecretsInHistory(t, ctx, id, oldData["secret"], newData["secret"])
+	if *record != "" {
+		writeHistory(t, ctx, id, *record)
+	}
+}
+
+// TestJWTAbortRollsBack aborts in grace and checks consumers are back on the
+// old version, the new one is gone and the old one untouched.
+func TestJWTAbortRollsBack(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := newFixture(t, ctx, "", deployment("api", 2, envFromAndVolume("app-jwt")))
+	oldData, _ := f.secretData(ctx, f.secret)
+
+	if out, err := f.starter(ctx, "rotate", f.target, "--by", "e2e"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, out)
+	}
+	id := workflows.WorkflowID(f.target)
+	waitForStep(t, ctx, f, workflows.StepGrace)
+	if out, err := f.starter(ctx, "abort", f.target, "--by", "bob", "--reason", "401s"); err != nil {
+		t.Fatalf("abort: %v\n%s", err, out)
+	}
+	err := devstack.temporal.GetWorkflow(ctx, id, "").Get(ctx, nil)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != "Aborted" {
+		t.Fatalf("want an Aborted failure, got %v", err)
+	}
+	if n := referencesTo(f.deploymentSpec(ctx, "api"), f.secret); n != 3 {
+		t.Errorf("after abort, want 3 references back on %s, got %d", f.secret, n)
+	}
+	if _, ok := f.secretData(ctx, f.secret+"-2"); ok {
+		t.Error("the new Secret was not deleted")
+	}
+	if data, ok := f.secretData(ctx, f.secret); !ok || !bytes.Equal(data["secret"], oldData["secret"]) {
+		t.Error("the old Secret is gone or changed")
+	}
+	f.waitRolledOut(ctx, "api")
+}
+
+// TestBadTargetChangesNothing starts a rotation whose Secret does not exist.
+func TestBadTargetChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := newFixture(t, ctx, "", deployment("api", 1, envRef("app-jwt")))
+	if err := devstack.kube.CoreV1().Secrets(f.ns).Delete(ctx, f.secret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := f.deploymentSpec(ctx, "api")
+	run, err := devstack.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.WorkflowID(f.target), TaskQueue: f.taskQueue,
+	}, workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: f.target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run.Get(ctx, nil)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrBadInput ||
+		!strings.Contains(app.Error(), "secret: Secret "+f.ns+"/"+f.secret+" does not exist") {
+		t.Fatalf("want a BadInput naming the secret field, got %v", err)
+	}
+	if referencesTo(f.deploymentSpec(ctx, "api"), f.secret) != referencesTo(before, f.secret) {
+		t.Error("a failed preflight changed the workload")
+	}
+	list, _ := devstack.kube.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{})
+	if len(list.Items) != 0 {
+		t.Errorf("a failed preflight created %d Secrets", len(list.Items))
+	}
+}
+
+// waitForStep waits with the CLI's wait, which follows the history with a
+// long poll (no sleeps); a rotation that ends first fails the test.
+func waitForStep(t *testing.T, ctx context.Context, f *fixture, step workflows.Step) {
+	t.Helper()
+	if out, err := f.starter(ctx, "wait", f.target, "--step", string(step), "--timeout", "4m"); err != nil {
+		t.Fatalf("wait for %s: %v\n%s", step, err, out)
+	}
+}
+
+func history(t *testing.T, ctx context.Context, id string) *historypb.History {
+	t.Helper()
+	h := &historypb.History{}
+	it := devstack.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	return h
+}
+
+// assertNoSecretsInHistory searches every event of the history, as stored,
+// for each value in raw, base64 and hex form.
+func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, values ...[]byte) {
+	t.Helper()
+	h := history(t, ctx, id)
+	raw, err := proto.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := protojson.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if len(v) < 16 {
+			t.Fatalf("a %d-byte value is too short to search for", len(v))
+		}
+		forms := map[string][]byte{
+			"raw":    v,
+			"base64": []byte(base64.StdEncoding.EncodeToString(v)),
+			"hex":    []byte(hex.EncodeToString(v)),
+		}
+		if dec, err := base64.StdEncoding.DecodeString(string(v)); err == nil {
+			forms["decoded"] = dec
+		}
+		for form, needle := range forms {
+			if bytes.Contains(raw, needle) || bytes.Contains(js, needle) {
+				t.Errorf("history of %s contains a secret value (%s form)", id, form)
+			}
+		}
+	}
+	if len(h.Events) < 10 {
+		t.Fatalf("history of %s has only %d events: the scan searched nothing", id, len(h.Events))
+	}
+}
+
+func writeHistory(t *testing.T, ctx context.Context, id, path string) {
+	t.Helper()
+	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(history(t, ctx, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// referencesTo counts the places a pod spec names the Secret.
+func referencesTo(spec *corev1.PodSpec, secret string) int {
+	n := 0
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == secret {
+				n++
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil && e.SecretRef.Name == secret {
+				n++
+			}
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret {
+			n++
+		}
+		if v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil && s.Secret.Name == secret {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
