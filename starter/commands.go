@@ -199,25 +199,25 @@ func (a *app) statusCmd() *cobra.Command {
 func (a *app) status(ctx context.Context, c client.Client, target string) (workflows.Status, error) {
 	var st workflows.Status
 	id := workflows.WorkflowID(target)
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := c.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		return st, a.explain(target, "status", err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		if err := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &st); err != nil {
+	runID, status := desc.WorkflowExecution.RunID, desc.Status
+	if status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &st); err != nil {
 			return st, fmt.Errorf("read result of %s: %w", id, err)
 		}
 		return st, nil
 	}
-	v, err := c.QueryWorkflow(ctx, id, info.GetExecution().GetRunId(), workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, id, runID, workflows.QueryStatus)
 	if err != nil {
-		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			// A failed rotation's status needs a worker to replay it;
 			// its failure message still says what happened.
-			runErr := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, nil)
+			runErr := c.GetWorkflow(ctx, id, runID).Get(ctx, nil)
 			return st, fmt.Errorf("%s ended %s: %v (start a worker to see its full status)", id,
-				strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")), runErr)
+				strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")), runErr)
 		}
 		return st, a.explain(target, "status", err)
 	}
