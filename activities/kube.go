@@ -22,6 +22,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"rotator/catalog"
+	"rotator/postgres"
 )
 
 // Kube holds the Kubernetes client and the catalog; its methods are the
@@ -193,18 +194,11 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	if err := k.adopt(ctx, p); err != nil {
 		return SecretRef{}, err
 	}
-	var value []byte
-	var err error
-	switch p.Kind {
-	case catalog.KindJWT:
-		value, err = newJWTKey(p.JWTBytes)
-	default:
-		return SecretRef{}, badInput("kind %s has no stage step in this worker", p.Kind)
-	}
+	data, err := newMaterial(p)
 	if err != nil {
 		return SecretRef{}, err
 	}
-	data := map[string][]byte{p.Key: value}
+	value := data[p.Key]
 	if p.DualKey && !in.Emergency {
 		cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
 		if err != nil {
@@ -464,7 +458,7 @@ func refOf(s *corev1.Secret, key string) SecretRef {
 	if fp == "" {
 		fp = Fingerprint(s.Data[key])
 	}
-	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp}
+	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp, Username: string(s.Data[postgres.UsernameKey])}
 }
 
 // classify turns Kubernetes errors that retrying cannot fix (RBAC

@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"rotator/catalog"
+	"rotator/postgres"
 )
 
 // newJWTKey returns n random bytes, base64 encoded on one line (openssl
@@ -30,3 +33,30 @@ func Fingerprint(value []byte) string {
 }
 
 func lower(s string) string { return strings.ToLower(s) }
+
+// newMaterial generates the data of a new Secret version for the plan's kind.
+func newMaterial(p Plan) (map[string][]byte, error) {
+	switch p.Kind {
+	case catalog.KindJWT:
+		key, err := newJWTKey(p.JWTBytes)
+		if err != nil {
+			return nil, err
+		}
+		return map[string][]byte{p.Key: key}, nil
+	case catalog.KindPostgres:
+		if p.Postgres == nil {
+			return nil, badInput("postgres target %s has no database plan: preflight did not run", p.Target)
+		}
+		pw, err := postgres.NewPassword()
+		if err != nil {
+			return nil, err
+		}
+		c := postgres.Credentials{Username: p.Postgres.Username, Password: pw}
+		data := map[string][]byte{postgres.UsernameKey: []byte(c.Username), postgres.PasswordKey: []byte(pw)}
+		if p.Postgres.DSNKey != "" {
+			data[p.Postgres.DSNKey] = []byte(postgres.DSN(p.Postgres.Server, c))
+		}
+		return data, nil
+	}
+	return nil, badInput("kind %s has no stage step in this worker", p.Kind)
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"rotator/catalog"
+	"rotator/postgres"
 )
 
 // Labels and annotations rotator puts on the objects it manages.
@@ -50,6 +51,8 @@ type SecretRef struct {
 	Name        string `json:"name"`
 	Version     int    `json:"version"`
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Username is the login a database Secret carries (not a secret).
+	Username string `json:"username,omitempty"`
 }
 
 // Workload is a consumer of a Secret.
@@ -80,6 +83,28 @@ type Plan struct {
 	Grace       time.Duration `json:"grace"`
 	JWTBytes    int           `json:"jwtBytes,omitempty"`
 	DualKey     bool          `json:"dualKey,omitempty"`
+	// Postgres is set for postgres targets by PreflightDatabase.
+	Postgres *PostgresPlan `json:"postgres,omitempty"`
+}
+
+// PostgresPlan is where the database is and which role the new version
+// logs in as.
+type PostgresPlan struct {
+	Server   postgres.Server `json:"server"`
+	Strategy string          `json:"strategy"`
+	Role     string          `json:"role"`
+	// Users are the alternating-users pair.
+	Users []string `json:"users,omitempty"`
+	// Username is the login role of the new version.
+	Username string `json:"username"`
+	DSNKey   string `json:"dsnKey,omitempty"`
+}
+
+// DatabaseInput names the versions a database step works on.
+type DatabaseInput struct {
+	Plan Plan      `json:"plan"`
+	Old  SecretRef `json:"old"`
+	New  SecretRef `json:"new"`
 }
 
 // StageInput asks for a new version to be generated and stored.

@@ -23,11 +23,22 @@ type Kind string
 // The kinds this worker rotates. A kind is listed here only once its workflow
 // exists, so a catalog never promises a rotation that cannot run.
 const (
-	KindJWT Kind = "jwt"
+	KindJWT      Kind = "jwt"
+	KindPostgres Kind = "postgres"
 )
 
 // Kinds returns every supported kind, in the order errors list them.
-func Kinds() []Kind { return []Kind{KindJWT} }
+func Kinds() []Kind { return []Kind{KindJWT, KindPostgres} }
+
+// The strategies of a postgres target.
+const (
+	// StrategySingleUser is the runbook's: the role changes its own
+	// password, so new logins with the old one fail until the rollout ends.
+	StrategySingleUser = "single-user"
+	// StrategyAlternating switches consumers between two login roles, so
+	// both passwords work throughout: no failed login.
+	StrategyAlternating = "alternating-users"
+)
 
 // Defaults applied to fields a target leaves out.
 const (
@@ -42,7 +53,8 @@ const (
 
 // DefaultEvery is the runbook's cadence for each kind.
 var defaultEvery = map[Kind]time.Duration{
-	KindJWT: 90 * 24 * time.Hour,
+	KindJWT:      90 * 24 * time.Hour,
+	KindPostgres: 90 * 24 * time.Hour,
 }
 
 // WorkloadKinds are the consumer kinds whose pod templates rotator repoints.
@@ -71,6 +83,8 @@ type Target struct {
 	Grace Duration `json:"grace,omitempty"`
 	// JWT configures the jwt kind.
 	JWT *JWT `json:"jwt,omitempty"`
+	// Postgres configures the postgres kind.
+	Postgres *Postgres `json:"postgres,omitempty"`
 	// Consumers lists workloads explicitly; they are discovered when empty.
 	Consumers []Consumer `json:"consumers,omitempty"`
 }
@@ -83,6 +97,37 @@ type JWT struct {
 	// "previous", so applications that verify with both keys keep tokens
 	// signed before the rotation valid through grace.
 	DualKey bool `json:"dualKey,omitempty"`
+}
+
+// Postgres configures a postgres target: where the database is and how its
+// password changes.
+type Postgres struct {
+	// Host and Port are the server as the worker reaches it.
+	Host string `json:"host"`
+	Port int    `json:"port,omitempty"`
+	// Database is the database to log in to (default: the role's name).
+	Database string `json:"database,omitempty"`
+	// SSLMode is libpq's sslmode (default prefer).
+	SSLMode string `json:"sslMode,omitempty"`
+	// Role is the login role (single-user) or the role that owns the
+	// objects and whose members the two login roles are (alternating-users).
+	Role string `json:"role"`
+	// Strategy is single-user (default) or alternating-users.
+	Strategy string `json:"strategy,omitempty"`
+	// Users are the two login roles of alternating-users (default
+	// <role>_a and <role>_b).
+	Users []string `json:"users,omitempty"`
+	// AdminSecret holds username and password of a role with CREATEROLE,
+	// needed by alternating-users to set the other role's password.
+	AdminSecret *SecretRef `json:"adminSecret,omitempty"`
+	// DSNKey, when set, adds a postgres:// URL under that data key.
+	DSNKey string `json:"dsnKey,omitempty"`
+}
+
+// SecretRef names a Secret outside the target.
+type SecretRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 }
 
 // Consumer names a workload that reads the Secret.
@@ -226,6 +271,27 @@ func (t *Target) applyDefaults() {
 	if !t.Every.set {
 		t.Every.Duration = defaultEvery[t.Kind]
 	}
+	if t.Kind == KindPostgres && t.Postgres != nil {
+		if t.Key == "" {
+			t.Key = "password"
+		}
+		p := t.Postgres
+		if p.Port == 0 {
+			p.Port = 5432
+		}
+		if p.Database == "" {
+			p.Database = p.Role
+		}
+		if p.SSLMode == "" {
+			p.SSLMode = "prefer"
+		}
+		if p.Strategy == "" {
+			p.Strategy = StrategySingleUser
+		}
+		if p.Strategy == StrategyAlternating && len(p.Users) == 0 && p.Role != "" {
+			p.Users = []string{p.Role + "_a", p.Role + "_b"}
+		}
+	}
 	if t.Kind == KindJWT {
 		if t.Key == "" {
 			t.Key = DefaultJWTKey
@@ -281,6 +347,17 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 			fail("jwt.bytes", "%d is out of range: use %d to %d (default %d)", t.JWT.Bytes, minJWTBytes, MaxJWTBytes, DefaultJWTBytes)
 		}
 	}
+	switch {
+	case t.Kind == KindPostgres && t.Postgres == nil:
+		fail("postgres", "is required for kind postgres: add postgres: {host: ..., role: ...}")
+	case t.Kind == KindPostgres:
+		t.Postgres.check(fail)
+	case t.Postgres != nil:
+		fail("postgres", "is only valid for kind postgres: remove it or set kind: postgres")
+	}
+	if t.Kind == KindPostgres && t.Key != "password" {
+		fail("key", "a postgres Secret holds username and password: remove key or set key: password")
+	}
 	seen := map[Consumer]bool{}
 	for i, c := range t.Consumers {
 		field := fmt.Sprintf("consumers[%d]", i)
@@ -295,6 +372,76 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 			fail(field, "%s/%s is listed twice: remove the duplicate", c.Kind, c.Name)
 		}
 		seen[c] = true
+	}
+}
+
+// pgMaxIdentifier is PostgreSQL's NAMEDATALEN-1.
+const pgMaxIdentifier = 63
+
+var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+func (p *Postgres) check(fail func(field, format string, args ...any)) {
+	if p.Host == "" {
+		fail("postgres.host", "is required: the server's host name as the worker reaches it")
+	}
+	if p.Port < 1 || p.Port > 65535 {
+		fail("postgres.port", "%d is not a TCP port: use 1 to 65535 (default 5432)", p.Port)
+	}
+	role := func(field, v string) {
+		switch {
+		case v == "":
+			fail(field, "is required")
+		case len(v) > pgMaxIdentifier:
+			fail(field, "%q is %d bytes: PostgreSQL truncates names at %d, use a shorter one", truncate(v), len(v), pgMaxIdentifier)
+		case strings.ContainsRune(v, 0):
+			fail(field, "contains a NUL byte, which no PostgreSQL name can hold")
+		}
+	}
+	role("postgres.role", p.Role)
+	if len(p.Database) > pgMaxIdentifier {
+		fail("postgres.database", "%q is longer than %d bytes", truncate(p.Database), pgMaxIdentifier)
+	}
+	if !slices.Contains(sslModes, p.SSLMode) {
+		fail("postgres.sslMode", "%q is not an sslmode: use one of %s", truncate(p.SSLMode), strings.Join(sslModes, ", "))
+	}
+	switch p.Strategy {
+	case StrategySingleUser:
+		if len(p.Users) > 0 {
+			fail("postgres.users", "is only used by strategy %s: remove it or change the strategy", StrategyAlternating)
+		}
+	case StrategyAlternating:
+		if len(p.Users) != 2 {
+			fail("postgres.users", "lists %d roles: alternating-users needs exactly two, e.g. [%s_a, %s_b]", len(p.Users), p.Role, p.Role)
+		} else {
+			for i, u := range p.Users {
+				role(fmt.Sprintf("postgres.users[%d]", i), u)
+				if u == p.Role {
+					fail(fmt.Sprintf("postgres.users[%d]", i), "%q is the owning role: the login roles must be two other roles", truncate(u))
+				}
+			}
+			if p.Users[0] == p.Users[1] {
+				fail("postgres.users", "names %q twice: use two different roles", truncate(p.Users[0]))
+			}
+		}
+		if p.AdminSecret == nil {
+			fail("postgres.adminSecret", "is required for alternating-users: a Secret with username and password of a role with CREATEROLE, e.g. {namespace: rotator, name: postgres-admin}")
+		} else {
+			if msgs := validation.IsDNS1123Label(p.AdminSecret.Namespace); len(msgs) > 0 {
+				fail("postgres.adminSecret.namespace", "%q is not a valid namespace: %s", truncate(p.AdminSecret.Namespace), strings.Join(msgs, "; "))
+			}
+			if msgs := validation.IsDNS1123Subdomain(p.AdminSecret.Name); len(msgs) > 0 {
+				fail("postgres.adminSecret.name", "%q is not a valid Secret name: %s", truncate(p.AdminSecret.Name), strings.Join(msgs, "; "))
+			}
+		}
+	default:
+		fail("postgres.strategy", "%q is not a strategy: use %s or %s", truncate(p.Strategy), StrategySingleUser, StrategyAlternating)
+	}
+	if p.DSNKey != "" {
+		if msgs := validation.IsConfigMapKey(p.DSNKey); len(msgs) > 0 {
+			fail("postgres.dsnKey", "%q is not a valid Secret data key: %s", truncate(p.DSNKey), strings.Join(msgs, "; "))
+		} else if p.DSNKey == "username" || p.DSNKey == "password" {
+			fail("postgres.dsnKey", "%q would overwrite the %s key: choose another, e.g. DATABASE_URL", p.DSNKey, p.DSNKey)
+		}
 	}
 }
 

@@ -108,3 +108,67 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("want a read error, got %v", err)
 	}
 }
+
+func TestParsePostgres(t *testing.T) {
+	c, err := catalog.Parse([]byte(`
+targets:
+  - name: db
+    kind: postgres
+    namespace: ns
+    secret: db-secret
+    postgres: {host: pg.ns.svc, role: orchestrator, strategy: alternating-users, adminSecret: {namespace: rotator, name: pg-admin}}
+  - name: db2
+    kind: postgres
+    namespace: ns
+    secret: db2-secret
+    postgres: {host: pg, role: 'we"ird;role', database: app, port: 6432, sslMode: verify-full, dsnKey: DATABASE_URL}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := c.Target("db")
+	p := db.Postgres
+	if db.Key != "password" || p.Port != 5432 || p.Database != "orchestrator" || p.SSLMode != "prefer" ||
+		len(p.Users) != 2 || p.Users[0] != "orchestrator_a" || p.Users[1] != "orchestrator_b" {
+		t.Errorf("defaults not applied: %+v", p)
+	}
+	db2, _ := c.Target("db2")
+	if db2.Postgres.Strategy != catalog.StrategySingleUser || db2.Postgres.Port != 6432 {
+		t.Errorf("db2: %+v", db2.Postgres)
+	}
+}
+
+func TestParsePostgresErrors(t *testing.T) {
+	const head = "targets:\n  - name: db\n    kind: postgres\n    namespace: ns\n    secret: s\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"no postgres block", head, []string{"(db)", "postgres: is required for kind postgres"}},
+		{"postgres on jwt", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n    secret: s\n    postgres: {host: h, role: r}\n", []string{"postgres: is only valid for kind postgres"}},
+		{"missing host and role", head + "    postgres: {}\n", []string{"postgres.host: is required", "postgres.role: is required"}},
+		{"bad port", head + "    postgres: {host: h, role: r, port: 70000}\n", []string{"postgres.port", "70000"}},
+		{"bad strategy", head + "    postgres: {host: h, role: r, strategy: rolling}\n", []string{"postgres.strategy", `"rolling"`, "single-user or alternating-users"}},
+		{"no admin secret", head + "    postgres: {host: h, role: r, strategy: alternating-users}\n", []string{"postgres.adminSecret: is required"}},
+		{"three users", head + "    postgres: {host: h, role: r, strategy: alternating-users, users: [a, b, c], adminSecret: {namespace: n, name: s}}\n", []string{"postgres.users", "exactly two"}},
+		{"same users", head + "    postgres: {host: h, role: r, strategy: alternating-users, users: [a, a], adminSecret: {namespace: n, name: s}}\n", []string{"postgres.users", "twice"}},
+		{"owner as user", head + "    postgres: {host: h, role: r, strategy: alternating-users, users: [r, b], adminSecret: {namespace: n, name: s}}\n", []string{"postgres.users[0]", "owning role"}},
+		{"users on single", head + "    postgres: {host: h, role: r, users: [a, b]}\n", []string{"postgres.users", "only used by strategy alternating-users"}},
+		{"long role", head + "    postgres: {host: h, role: " + strings.Repeat("r", 64) + "}\n", []string{"postgres.role", "64 bytes", "truncates"}},
+		{"bad sslmode", head + "    postgres: {host: h, role: r, sslMode: maybe}\n", []string{"postgres.sslMode", `"maybe"`}},
+		{"dsn overwrites", head + "    postgres: {host: h, role: r, dsnKey: password}\n", []string{"postgres.dsnKey", "overwrite"}},
+		{"jwt key on postgres", head + "    key: secret\n    postgres: {host: h, role: r}\n", []string{"key:", "username and password"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := catalog.Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("Parse accepted a bad catalog")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

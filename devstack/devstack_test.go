@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -224,4 +229,312 @@ func TestProcessLifecycle(t *testing.T) {
 	if isProcess(pid, c) {
 		t.Errorf("pid %d still alive after stop", pid)
 	}
+}
+
+// TestSCRAMVerifierMatchesPostgres recomputes verifiers that a real
+// PostgreSQL 15 stored in pg_authid.rolpassword (SET password_encryption =
+// 'scram-sha-256'; CREATE ROLE x PASSWORD '...'), with their salt and
+// iteration count, and expects them byte for byte.
+func TestSCRAMVerifierMatchesPostgres(t *testing.T) {
+	tests := []struct{ password, stored string }{
+		{"pencil", "SCRAM-SHA-256$4096:PDiTTjCQzfPVv3frdQXT8w==$88xiw1s2Dsv4aStF2/k7aJU2SmlBeWt2j4qLS19wpx0=:dQ/oEo0n/2N/NrEb+FBQaIT/1T3BqEAkrcmaCl2jJSI="},
+		{"Zq3-xY_9abcDEF0123456789abcdefgh", "SCRAM-SHA-256$4096:AqeeTCrVY5nGskIvex4opA==$xVVJfqxE4IdHoTEzpo7wWi2+zW+xZpJxvSYlxCd0k10=:lAtMtqUeuI2NlofltlVBelTByucDRbQuxqysC/RtOCg="},
+	}
+	for _, tt := range tests {
+		saltB64 := strings.Split(strings.Split(tt.stored, ":")[1], "$")[0]
+		salt, err := base64.StdEncoding.DecodeString(saltB64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := scramVerifierWith(tt.password, salt, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.stored {
+			t.Errorf("verifier of %q:\n got %s\nwant %s", tt.password, got, tt.stored)
+		}
+	}
+}
+
+func TestSCRAMVerifier(t *testing.T) {
+	a, err := scramVerifier("pencil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := scramVerifier("pencil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b {
+		t.Error("two verifiers share a salt")
+	}
+	if !regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$`).MatchString(a) {
+		t.Errorf("verifier %q is not in PostgreSQL's format", a)
+	}
+	if strings.Contains(a, "pencil") {
+		t.Error("verifier contains the password")
+	}
+	if _, err := scramVerifier("pässword"); err == nil {
+		t.Error("non-ASCII password accepted; PostgreSQL would SASLprep it first")
+	}
+}
+
+func TestNewPassword(t *testing.T) {
+	pw, err := newPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`).MatchString(pw) {
+		t.Errorf("password %q: want 32 URL-safe characters", pw)
+	}
+}
+
+func TestPGBinDir(t *testing.T) {
+	lib := t.TempDir()
+	for _, v := range []string{"9.6", "13", "15"} {
+		mkfile(t, filepath.Join(lib, v, "bin", "postgres"), "")
+	}
+	mkfile(t, filepath.Join(lib, "16", "lib", "plugin.so"), "") // client-only leftovers: no server
+	data := filepath.Join(t.TempDir(), "data")
+
+	if got, err := pgBinDir(lib, data); err != nil || got != filepath.Join(lib, "15", "bin") {
+		t.Errorf("fresh data dir: pgBinDir() = %q, %v; want the newest server, 15", got, err)
+	}
+	mkfile(t, filepath.Join(data, "PG_VERSION"), "13\n")
+	if got, err := pgBinDir(lib, data); err != nil || got != filepath.Join(lib, "13", "bin") {
+		t.Errorf("PG_VERSION 13: pgBinDir() = %q, %v; want 13, the version that made it", got, err)
+	}
+	mkfile(t, filepath.Join(data, "PG_VERSION"), "12\n")
+	if _, err := pgBinDir(lib, data); err == nil || !strings.Contains(err.Error(), "postgresql-12") {
+		t.Errorf("PG_VERSION 12 not installed: err = %v, want the package to install", err)
+	}
+	if _, err := pgBinDir(t.TempDir(), data); err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") {
+		t.Errorf("nothing installed: err = %v", err)
+	}
+}
+
+func mkfile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteEnv(t *testing.T) {
+	s, err := newStack(t.TempDir(), "", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.initDirs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.writeEnv(); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(s.path("env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"export PGHOST=127.0.0.1\n",
+		"export PGPORT=5432\n",
+		"export ROTATOR_PG_SUPERUSER_PASSWORD_FILE=" + shellQuote(s.path("postgres", "superuser.password")) + "\n",
+	} {
+		if !strings.Contains(string(env), want) {
+			t.Errorf("env lacks %q:\n%s", want, env)
+		}
+	}
+	if strings.Contains(string(env), "PASSWORD=") && !strings.Contains(string(env), "PASSWORD_FILE=") {
+		t.Error("env sets a password instead of naming its file")
+	}
+}
+
+func TestSecretSpec(t *testing.T) {
+	sp := secretSpec{namespace: "rotator", name: "rotator-postgres-admin", app: "rotator",
+		data: map[string]string{"username": "rotator_admin", "password": "s3cr3t-value"}}
+	raw, err := sp.manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj struct {
+		Kind     string
+		Metadata struct{ Name, Namespace string }
+		// stringData, so that kubectl stores the values as given.
+		StringData map[string]string `json:"stringData"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	if obj.Kind != "Secret" || obj.Metadata.Name != sp.name || obj.Metadata.Namespace != sp.namespace ||
+		obj.StringData["username"] != "rotator_admin" || obj.StringData["password"] != "s3cr3t-value" {
+		t.Errorf("manifest = %s", raw)
+	}
+	got := sp.redact(`secret/rotator-postgres-admin created; "s3cr3t-value" for rotator_admin`)
+	if strings.Contains(got, "s3cr3t-value") || !strings.Contains(got, "rotator_admin") {
+		t.Errorf("redact() = %q: want the password hidden, the username kept", got)
+	}
+}
+
+// TestPostgresServer runs the real component on a free port in a temporary
+// state directory: initdb, start, seed twice, log in with the generated
+// passwords, exercise rotator_admin's rights, stop and restart with the data
+// kept. It needs Debian's postgresql and, as root, its postgres user.
+func TestPostgresServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL server")
+	}
+	if _, err := pgBinDir(pgLibDir, t.TempDir()); err != nil {
+		t.Skip(err)
+	}
+	if _, err := pgUser(); err != nil {
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("", "devstack-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The server's user must be able to enter the state directory.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	p := &procs{pidDir: filepath.Join(dir, "pids"), logDir: filepath.Join(dir, "logs"), workDir: dir, out: &out}
+	pg := &pgServer{dir: filepath.Join(dir, "postgres"), port: freePort(t), logFile: filepath.Join(dir, "logs", "postgres.log"),
+		markers: []string{dir + string(os.PathSeparator)}, out: &out}
+	if err := os.MkdirAll(p.logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := pg.component()
+	t.Cleanup(func() {
+		if err := p.stop(context.Background(), c); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("devstack output:\n%s\npostgres log:\n%s", out.String(), tail(pg.logFile, 40))
+		}
+	})
+	if err := p.ensure(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "role orchestrator created") || !strings.Contains(out.String(), "database orchestrator created") {
+		t.Errorf("first seed output:\n%s", out.String())
+	}
+	for _, f := range []string{"superuser.password", "orchestrator.password", "rotator_admin.password"} {
+		if info, err := os.Stat(filepath.Join(pg.dir, f)); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", f, info, err)
+		}
+	}
+	creds, err := pg.credentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	superPW, err := os.ReadFile(pg.passwordFile(pgSuperuser))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Idempotent: nothing to create the second time, passwords unchanged.
+	out.Reset()
+	if err := p.ensure(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "exist (left as is)") {
+		t.Errorf("second seed output:\n%s", out.String())
+	}
+	if again, _ := pg.credentials(); again != creds {
+		t.Error("second up changed the passwords")
+	}
+
+	got, err := pg.psql(ctx, orchestratorRole, creds.orchestratorPassword, orchestratorDB,
+		"SELECT current_user, current_database(), (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database());\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(got) != "orchestrator|orchestrator|orchestrator" {
+		t.Errorf("orchestrator login: %q", got)
+	}
+	if _, err := pg.psql(ctx, orchestratorRole, "wrong-password", orchestratorDB, "SELECT 1;\n"); err == nil {
+		t.Error("a wrong password logged in")
+	}
+	stored, err := pg.psql(ctx, pgSuperuser, string(superPW), "postgres",
+		"SELECT rolname || ' ' || rolpassword FROM pg_authid WHERE rolname IN ('orchestrator', 'rotator_admin', 'postgres') ORDER BY 1;\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Fields(stored); len(lines) != 6 || !strings.HasPrefix(lines[1], "SCRAM-SHA-256$4096:") {
+		t.Errorf("stored passwords are not SCRAM verifiers: %d fields", len(lines))
+	}
+
+	// What the alternating-users strategy does as rotator_admin.
+	va, err := scramVerifier("alt-user-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vo, err := scramVerifier(creds.orchestratorPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.psql(ctx, rotatorAdminRole, creds.adminPassword, "postgres", fmt.Sprintf(`
+CREATE ROLE orchestrator_a LOGIN PASSWORD '%s';
+GRANT orchestrator TO orchestrator_a;
+ALTER ROLE orchestrator_a PASSWORD '%s';
+ALTER ROLE orchestrator PASSWORD '%s';
+`, va, va, vo)); err != nil {
+		t.Fatalf("rotator_admin cannot manage the alternating users: %v", err)
+	}
+	got, err = pg.psql(ctx, "orchestrator_a", "alt-user-password", orchestratorDB,
+		"CREATE TABLE t (x int); SELECT pg_has_role('orchestrator', 'USAGE');\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(got) != "t" {
+		t.Errorf("orchestrator_a is not a member of orchestrator: %q", got)
+	}
+
+	// down, then up: data and passwords kept.
+	if err := p.stop(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(tail(pg.logFile, 20), "database system is shut down") {
+		t.Errorf("no clean shutdown in the log:\n%s", tail(pg.logFile, 20))
+	}
+	if err := p.ensure(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pg.psql(ctx, "orchestrator_a", "alt-user-password", orchestratorDB, "SELECT count(*) FROM t;\n"); err != nil || strings.TrimSpace(got) != "0" {
+		t.Errorf("after restart: %q, %v", got, err)
+	}
+
+	log, err := os.ReadFile(pg.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{string(superPW), creds.orchestratorPassword, creds.adminPassword, "alt-user-password"} {
+		if bytes.Contains(log, []byte(secret)) || strings.Contains(out.String(), secret) {
+			t.Error("a password reached the server log or devstack's output")
+		}
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -1,6 +1,6 @@
-// Command devstack starts rotator's local stack — Temporal, Kubernetes (etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and the demo
-// workload — as plain local processes, without Docker.
+// Command devstack starts rotator's local stack — Temporal, PostgreSQL,
+// Kubernetes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+// kwok) and the demo workload — as plain local processes, without Docker.
 //
 // Usage:
 //
@@ -11,7 +11,8 @@
 //	devstack temporal [flags]                 run the embedded Temporal server in the foreground
 //
 // Everything lives under the state directory (default .devstack): bin/, logs/,
-// pids/, etcd data, certificates, kubeconfig and the Temporal database.
+// pids/, etcd data, certificates, kubeconfig, the Temporal database and
+// postgres/ (data, socket and the generated initial passwords).
 package main
 
 import (
@@ -29,7 +30,7 @@ const usage = `usage: devstack [--state DIR] [--src DIR] <command> [flags]
 
 commands:
   up                 build missing tools, (re)start stopped components, wait until ready,
-                     seed the demo workload and write <state>/env
+                     seed the demo roles and workload and write <state>/env
   down [--purge]     stop exactly what up started; --purge also removes the state
                      directory except bin/
   status             one line per component; exit status 1 unless all are running and ready

@@ -26,11 +26,17 @@ type component struct {
 	args []string
 	// env holds KEY=VALUE entries added to devstack's own environment.
 	env []string
+	// cred, if set, is the user the process runs as (PostgreSQL refuses
+	// root); devstack must then be root.
+	cred *syscall.Credential
 	// addr is what status shows, e.g. "127.0.0.1:6443".
 	addr string
 	// ports are checked to be free before the component is started, so that a
 	// foreign process holding one is reported instead of probed as ours.
 	ports []int
+	// portHint is added to the error when a port is taken, naming the
+	// usual culprit.
+	portHint string
 	// markers must all appear in /proc/<pid>/cmdline (besides the executable's
 	// base name) for a pid file to be trusted; they tie the process to this
 	// state directory.
@@ -45,6 +51,12 @@ type component struct {
 	ready        func(ctx context.Context) error
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
+	// stopSignal asks the process to stop; SIGTERM if zero.
+	stopSignal syscall.Signal
+	// signalLeaderOnly sends stopSignal to the process alone instead of its
+	// process group, for servers that stop their own children and give the
+	// signal another meaning in them. SIGKILL still goes to the group.
+	signalLeaderOnly bool
 }
 
 // procs starts, finds and stops components, keeping one pid file and one log
@@ -187,7 +199,7 @@ func (p *procs) launch(ctx context.Context, c *component) (func() error, error) 
 func (p *procs) start(c *component) (<-chan struct{}, int, error) {
 	for _, port := range c.ports {
 		if err := portFree(port); err != nil {
-			return nil, 0, fmt.Errorf("%s: %w; stop that process or run `devstack down`", c.name, err)
+			return nil, 0, fmt.Errorf("%s: %w; stop that process or run `devstack down`%s", c.name, err, c.portHint)
 		}
 	}
 	if c.beforeStart != nil {
@@ -217,7 +229,7 @@ func (p *procs) start(c *component) (<-chan struct{}, int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Dir = p.workDir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: c.cred}
 	if err := cmd.Start(); err != nil {
 		return nil, 0, fmt.Errorf("%s: start %s: %w", c.name, c.bin, err)
 	}
@@ -275,9 +287,10 @@ func (p *procs) waitReady(ctx context.Context, c *component, alive func() bool) 
 	}
 }
 
-// stop sends SIGTERM to c's process group, then SIGKILL after its stop
-// timeout, and removes the pid file. A pid file that does not name c's live
-// process is removed without signalling anything.
+// stop sends c's stop signal (SIGTERM by default) to c's process group (or to
+// the process alone, see signalLeaderOnly), then SIGKILL to the group after
+// its stop timeout, and removes the pid file. A pid file that does not name
+// c's live process is removed without signalling anything.
 func (p *procs) stop(ctx context.Context, c *component) error {
 	pid, ok := p.running(c)
 	if !ok {
@@ -296,9 +309,16 @@ func (p *procs) stop(ctx context.Context, c *component) error {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	sig, sigTarget := c.stopSignal, target
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if c.signalLeaderOnly {
+		sigTarget = pid
+	}
 	start := time.Now()
-	if err := syscall.Kill(target, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("%s: SIGTERM %d: %w", c.name, pid, err)
+	if err := syscall.Kill(sigTarget, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("%s: %v %d: %w", c.name, sig, pid, err)
 	}
 	stopped := waitGone(ctx, pid, c, timeout)
 	how := "stopped"

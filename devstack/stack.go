@@ -29,6 +29,7 @@ const (
 	controllerPort       = 10257
 	schedulerPort        = 10259
 	kwokPort             = 10247
+	// postgresPort (5432) is in postgres.go.
 
 	serviceCIDR = "10.96.0.0/16"
 	// serviceIP is the first address of serviceCIDR, the kubernetes Service.
@@ -122,7 +123,7 @@ func (s *stack) kubeAPI() (*kubeAPI, error) {
 
 // components returns every component in start order.
 func (s *stack) components() []*component {
-	return append([]*component{s.temporal()}, s.kubeComponents()...)
+	return append([]*component{s.temporal(), s.postgres().component()}, s.kubeComponents()...)
 }
 
 // kubeComponents returns the Kubernetes components in start order.
@@ -386,15 +387,20 @@ func (s *stack) up(ctx context.Context) error {
 	temporalDone := make(chan error, 1)
 	go func() { temporalDone <- waitTemporal() }()
 
-	kubeErr := s.upKubernetes(ctx)
-	if kubeErr != nil {
+	// PostgreSQL comes first: it is ready in seconds, and the workload's
+	// Secrets carry the passwords of the roles it seeds.
+	upErr := s.upPostgres(ctx)
+	if upErr == nil {
+		upErr = s.upKubernetes(ctx)
+	}
+	if upErr != nil {
 		cancel()
 	}
 	temporalErr := <-temporalDone
-	if kubeErr != nil && errors.Is(temporalErr, context.Canceled) {
-		temporalErr = nil // cancelled because of kubeErr
+	if upErr != nil && errors.Is(temporalErr, context.Canceled) {
+		temporalErr = nil // cancelled because of upErr
 	}
-	if err := errors.Join(kubeErr, temporalErr); err != nil {
+	if err := errors.Join(upErr, temporalErr); err != nil {
 		return err
 	}
 
@@ -406,11 +412,24 @@ devstack is up (%s)
   Temporal     127.0.0.1:%d, namespace default; UI http://127.0.0.1:%d
   Kubernetes   https://127.0.0.1:%d; KUBECONFIG=%s
   kubectl      %s
+  PostgreSQL   127.0.0.1:%d; superuser %s, password in %s
   logs         %s
   env          eval "$(%s env)"   (or: . %s)
 `, time.Since(start).Round(100*time.Millisecond), temporalFrontendPort, temporalUIPort, apiserverPort,
-		s.kubeconfig(), s.bin("kubectl"), s.path("logs"), s.selfCommand(), s.path("env"))
+		s.kubeconfig(), s.bin("kubectl"), postgresPort, pgSuperuser, s.postgres().passwordFile(pgSuperuser),
+		s.path("logs"), s.selfCommand(), s.path("env"))
 	return nil
+}
+
+// upPostgres starts PostgreSQL (running initdb the first time) and seeds the
+// demo roles and database.
+func (s *stack) upPostgres(ctx context.Context) error {
+	fmt.Fprintln(s.out, "postgres:")
+	pg := s.postgres()
+	if err := s.procs.ensure(ctx, pg.component()); err != nil {
+		return err
+	}
+	return pg.seed(ctx)
 }
 
 // upKubernetes builds the tools if needed and brings up the cluster and the
@@ -461,7 +480,11 @@ func (s *stack) upKubernetes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return seedWorkload(ctx, s.out, api, s.kubectl())
+	creds, err := s.postgres().credentials()
+	if err != nil {
+		return err
+	}
+	return seedWorkload(ctx, s.out, api, s.kubectl(), creds)
 }
 
 // initDirs creates the state directory layout and its marker.
@@ -555,6 +578,11 @@ func (s *stack) writeEnv() error {
 		{"TEMPORAL_UI", fmt.Sprintf("http://127.0.0.1:%d", temporalUIPort)},
 		{"KUBECONFIG", s.kubeconfig()},
 		{"KUBECTL", s.bin("kubectl")},
+		{"PGHOST", "127.0.0.1"},
+		{"PGPORT", strconv.Itoa(postgresPort)},
+		// A file reference: the env file is world-readable and ends up in
+		// shells and CI logs, the password must not.
+		{"ROTATOR_PG_SUPERUSER_PASSWORD_FILE", s.postgres().passwordFile(pgSuperuser)},
 		{"ROTATOR_DEVSTACK", s.dir},
 	} {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,12 +32,32 @@ type fixture struct {
 	taskQueue string
 }
 
-// newFixture creates the namespace, the Secret with the key, the given
-// Deployments, waits for their first rollout, and starts a worker.
+// fixtureSpec says what a fixture's Secret holds and how its target reads.
+type fixtureSpec struct {
+	// secretData is the Secret's first version.
+	secretData map[string]string
+	// targetYAML is the target's lines after name, namespace and secret;
+	// %NS% stands for the fixture's namespace.
+	targetYAML string
+	// prepare runs after the namespace exists, before the consumers.
+	prepare func(t *testing.T, ctx context.Context, ns string)
+}
+
+// newFixture makes a jwt target; catalogExtra adds lines to it.
 func newFixture(t *testing.T, ctx context.Context, catalogExtra string, deployments ...*appsv1.Deployment) *fixture {
 	t.Helper()
+	return newFixtureWith(t, ctx, fixtureSpec{
+		secretData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
+		targetYAML: "    kind: jwt\n    key: secret\n" + catalogExtra,
+	}, deployments...)
+}
+
+// newFixtureWith creates the namespace, the Secret, the Deployments, waits
+// for their first rollout, writes the catalog and starts a worker.
+func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deployments ...*appsv1.Deployment) *fixture {
+	t.Helper()
 	suffix := randomSuffix()
-	f := &fixture{t: t, ns: "e2e-" + suffix, target: "e2e-jwt-" + suffix, secret: "app-jwt", taskQueue: "e2e-" + suffix}
+	f := &fixture{t: t, ns: "e2e-" + suffix, target: "e2e-" + suffix, secret: "app-jwt", taskQueue: "e2e-" + suffix}
 	k := devstack.kube
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -48,9 +69,12 @@ func newFixture(t *testing.T, ctx context.Context, catalogExtra string, deployme
 	})
 	if _, err := k.CoreV1().Secrets(f.ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: f.secret},
-		StringData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
+		StringData: spec.secretData,
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	if spec.prepare != nil {
+		spec.prepare(t, ctx, f.ns)
 	}
 	for _, d := range deployments {
 		if _, err := k.AppsV1().Deployments(f.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
@@ -61,8 +85,8 @@ func newFixture(t *testing.T, ctx context.Context, catalogExtra string, deployme
 		f.waitRolledOut(ctx, d.Name)
 	}
 
-	cat := fmt.Sprintf("targets:\n  - name: %s\n    kind: jwt\n    namespace: %s\n    secret: %s\n    key: secret\n%s",
-		f.target, f.ns, f.secret, catalogExtra)
+	cat := fmt.Sprintf("targets:\n  - name: %s\n    namespace: %s\n    secret: %s\n%s",
+		f.target, f.ns, f.secret, strings.ReplaceAll(spec.targetYAML, "%NS%", f.ns))
 	f.catalog = filepath.Join(t.TempDir(), "rotator.yaml")
 	if err := os.WriteFile(f.catalog, []byte(cat), 0o600); err != nil {
 		t.Fatal(err)
@@ -73,7 +97,7 @@ func newFixture(t *testing.T, ctx context.Context, catalogExtra string, deployme
 	}
 	w := worker.New(devstack.temporal, f.taskQueue, worker.Options{})
 	workflows.Register(w)
-	activities.Register(w, &activities.Kube{Client: k, Catalog: parsed, HeartbeatEvery: time.Second})
+	activities.Register(w, &activities.Kube{Client: k, Catalog: parsed, HeartbeatEvery: time.Second}, &activities.Postgres{Kube: k, Catalog: parsed})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -38,28 +38,40 @@ setsid bin/worker --catalog rotator.yaml >>"$log" 2>&1 </dev/null &
 echo $! >"$pidfile"
 echo "worker started (pid $(cat "$pidfile"), log $log)"
 
-if out=$(bin/starter rotate "$target" --by "${USER:-demo}" 2>&1); then
-	echo "$out"
-else
-	case "$out" in
-	*"already running"*) echo "a rotation of $target is already running; showing it" ;;
-	*) echo "$out" >&2; exit 1 ;;
-	esac
-fi
-bin/starter wait "$target" --step grace --timeout 5m
-echo
-bin/starter status "$target"
+# rotate TARGET: start a rotation unless one is running, then wait for grace.
+rotate() {
+	local out
+	if out=$(bin/starter rotate "$1" --by "${USER:-demo}" 2>&1); then
+		echo "$out"
+	else
+		case "$out" in
+		*"already running"*) echo "a rotation of $1 is already running; showing it" ;;
+		*) echo "$out" >&2; return 1 ;;
+		esac
+	fi
+	bin/starter wait "$1" --step grace --timeout 5m
+	echo
+	bin/starter status "$1"
+	echo
+}
+
+rotate "$target"
+# The database target switches between two login roles; setup creates them once.
+bin/starter postgres setup orchestrator-db
+rotate orchestrator-db
+
 cat <<MSG
 
-The rotation of $target is in its grace period: the sample Deployment runs on
-the new Secret, the old one stays until the grace period ends or you decide.
+Both rotations are in their grace period: the sample Deployment runs on the new
+JWT Secret and logs in to PostgreSQL as a new role, while the old Secrets (and the
+old role's password) stay valid until the grace period ends or you decide.
 
   Temporal Web UI:  $TEMPORAL_UI/namespaces/default/workflows?query=RotationTarget%3D%22$target%22
                     (open the workflow: its steps are activities, the "status" query is under
                     Queries, approve/abort are signals: Send a Signal -> approve -> {"by": "you"})
-  Status:           bin/starter status $target
+  Status:           bin/starter status $target      (and orchestrator-db)
   Approve now:      bin/starter approve $target --reason "tokens re-issued"
-  Abort (rollback): bin/starter abort $target --reason "..."
+  Abort (rollback): bin/starter abort orchestrator-db --reason "..."
   The cluster:      source $STATE/env && \$KUBECTL -n llm-orchestrator get deploy,rs,secrets
   Stop everything:  make demo-down
 MSG

@@ -57,7 +57,7 @@ func run(log *slog.Logger, args []string) error {
 		WorkerStopTimeout: 20 * time.Second,
 	})
 	workflows.Register(w)
-	activities.Register(w, &activities.Kube{Client: kc, Catalog: cat})
+	activities.Register(w, &activities.Kube{Client: kc, Catalog: cat}, &activities.Postgres{Kube: kc, Catalog: cat})
 	log.Info("worker starting", "temporal", t.Address, "namespace", t.Namespace, "task_queue", t.TaskQueue,
 		"catalog", *catalogPath, "targets", len(cat.Targets))
 	if err := w.Run(worker.InterruptCh()); err != nil {

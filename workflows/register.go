@@ -9,7 +9,8 @@ import (
 
 // Workflow type names, one per kind, as the UI and the CLI start them.
 const (
-	TypeRotateJWTSecret = "RotateJWTSecret"
+	TypeRotateJWTSecret        = "RotateJWTSecret"
+	TypeRotateDatabasePassword = "RotateDatabasePassword"
 )
 
 // TypeFor returns the workflow type that rotates targets of the kind.
@@ -17,6 +18,8 @@ func TypeFor(kind catalog.Kind) (string, bool) {
 	switch kind {
 	case catalog.KindJWT:
 		return TypeRotateJWTSecret, true
+	case catalog.KindPostgres:
+		return TypeRotateDatabasePassword, true
 	}
 	return "", false
 }
@@ -24,4 +27,5 @@ func TypeFor(kind catalog.Kind) (string, bool) {
 // Register registers every rotation workflow under its type name.
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RotateJWTSecret, workflow.RegisterOptions{Name: TypeRotateJWTSecret})
+	r.RegisterWorkflowWithOptions(RotateDatabasePassword, workflow.RegisterOptions{Name: TypeRotateDatabasePassword})
 }

@@ -108,6 +108,8 @@ type Status struct {
 // jwt needs none, a database password has an apply step and its undo.
 type kindSteps struct {
 	kind catalog.Kind
+	// preflight checks the backing system and completes r.plan.
+	preflight func(ctx workflow.Context, r *rotation) error
 	// apply makes the backing system accept the staged version.
 	apply func(ctx workflow.Context, r *rotation) error
 	// undoApply reverts apply during compensation.
@@ -196,6 +198,11 @@ func (r *rotation) preflight(ctx workflow.Context) error {
 		activities.PreflightInput{Target: r.in.Target, Kind: r.steps.kind}).Get(ctx, &r.plan)
 	if err != nil {
 		return err
+	}
+	if r.steps.preflight != nil {
+		if err := r.steps.preflight(ctx, r); err != nil {
+			return err
+		}
 	}
 	if r.grace == 0 {
 		r.grace = r.plan.Grace
@@ -288,6 +295,15 @@ func (r *rotation) retire(ctx workflow.Context) error {
 
 var errAborted = errors.New("aborted")
 
+// message is an error's own text without the chain Temporal appends.
+func message(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}
+
 // compensate undoes, in reverse, what change did, then ends the workflow
 // with the cause. It runs on a disconnected context so that it also runs
 // after the workflow was cancelled or its steps were aborted.
@@ -340,7 +356,7 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 			msg += " (" + r.st.Aborted.Reason + ")"
 		}
 	} else {
-		msg = fmt.Sprintf("rotation of %s failed: %v", r.in.Target, cause)
+		msg = fmt.Sprintf("rotation of %s failed: %s", r.in.Target, message(cause))
 	}
 	if len(errs) > 0 {
 		err := errors.Join(errs...)

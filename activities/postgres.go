@@ -1,0 +1,272 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+
+	"rotator/catalog"
+	"rotator/postgres"
+)
+
+// Postgres holds what the database steps need: the Kubernetes client to
+// read credentials from Secrets, and the catalog. Passwords are read from
+// Secrets inside each call and never returned.
+type Postgres struct {
+	Kube    kubernetes.Interface
+	Catalog *catalog.Catalog
+}
+
+// PreflightDatabase checks the database side of a postgres target and
+// completes the plan with the role the new version logs in as.
+func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, error) {
+	t, err := p.Catalog.Target(plan.Target)
+	if err != nil {
+		return plan, badInput("target: %v", err)
+	}
+	if t.Postgres == nil {
+		return plan, badInput("target %s: postgres: is required for kind postgres", t.Name)
+	}
+	c := t.Postgres
+	pp := &PostgresPlan{
+		Server:   postgres.Server{Host: c.Host, Port: c.Port, Database: c.Database, SSLMode: c.SSLMode},
+		Strategy: c.Strategy, Role: c.Role, Users: c.Users, DSNKey: c.DSNKey,
+	}
+	cur, err := p.credentials(ctx, plan.Namespace, plan.Current.Name)
+	if err != nil {
+		return plan, err
+	}
+	switch c.Strategy {
+	case catalog.StrategySingleUser:
+		if cur.Username != c.Role {
+			return plan, badInput("target %s: Secret %s logs in as %q, not postgres.role %q: fix the catalog or the Secret",
+				t.Name, plan.Current.Name, cur.Username, c.Role)
+		}
+		// The role changes its own password with the current one, so it
+		// must work now; if it does not, the consumers are broken already.
+		if err := postgres.CanLogin(ctx, pp.Server, cur); err != nil {
+			return plan, dbError(fmt.Errorf("target %s: the credentials in Secret %s: %w", t.Name, plan.Current.Name, err),
+				"fix the Secret so it holds the role's current password")
+		}
+		pp.Username = c.Role
+	case catalog.StrategyAlternating:
+		conn, err := p.admin(ctx, t)
+		if err != nil {
+			return plan, err
+		}
+		defer conn.Close(context.Background())
+		for _, r := range append([]string{c.Role}, c.Users...) {
+			ok, err := postgres.RoleExists(ctx, conn, r)
+			if err != nil {
+				return plan, err
+			}
+			if !ok {
+				return plan, badInput("target %s: role %q does not exist: run 'starter postgres setup %s' to create the login roles",
+					t.Name, r, t.Name)
+			}
+		}
+		for _, u := range c.Users {
+			member, err := postgres.IsMember(ctx, conn, u, c.Role)
+			if err != nil {
+				return plan, err
+			}
+			if !member {
+				return plan, badInput("target %s: role %q is not a member of %q: run 'starter postgres setup %s'", t.Name, u, c.Role, t.Name)
+			}
+		}
+		switch cur.Username {
+		case c.Users[0]:
+			pp.Username = c.Users[1]
+		case c.Users[1], c.Role:
+			pp.Username = c.Users[0]
+		default:
+			return plan, badInput("target %s: Secret %s logs in as %q, which is neither %q nor one of %v: fix the Secret or the catalog",
+				t.Name, plan.Current.Name, cur.Username, c.Role, c.Users)
+		}
+	}
+	plan.Postgres = pp
+	activity.GetLogger(ctx).Info("database preflight passed", "target", t.Name, "strategy", c.Strategy,
+		"from_user", cur.Username, "to_user", pp.Username)
+	return plan, nil
+}
+
+// ApplyPassword makes the server accept the staged password, sending only
+// its SCRAM verifier. If the staged password already logs in, it did so
+// before (a retry), and nothing is sent.
+func (p *Postgres) ApplyPassword(ctx context.Context, in DatabaseInput) error {
+	pp, err := pgPlan(in.Plan)
+	if err != nil {
+		return err
+	}
+	staged, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	if err != nil {
+		return err
+	}
+	if postgres.CanLogin(ctx, pp.Server, staged) == nil {
+		activity.GetLogger(ctx).Info("staged password already works; nothing to apply", "role", staged.Username)
+		return nil
+	}
+	verifier, err := postgres.Verifier(staged.Password)
+	if err != nil {
+		return err
+	}
+	conn, err := p.changer(ctx, in.Plan, in.Old)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	alternating := pp.Strategy == catalog.StrategyAlternating
+	if err := postgres.SetPassword(ctx, conn, staged.Username, verifier, alternating); err != nil {
+		return dbError(err, "check the role's privileges")
+	}
+	activity.GetLogger(ctx).Info("password set from its SCRAM verifier", "role", staged.Username, "fingerprint", in.New.Fingerprint)
+	return nil
+}
+
+// RestorePassword undoes ApplyPassword during compensation. Single-user:
+// the role gets its previous password back, so the previous Secret works
+// again. Alternating-users: the previous role was never changed.
+func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error {
+	pp, err := pgPlan(in.Plan)
+	if err != nil {
+		return err
+	}
+	if pp.Strategy != catalog.StrategySingleUser {
+		return nil
+	}
+	old, err := p.credentials(ctx, in.Plan.Namespace, in.Old.Name)
+	if err != nil {
+		return err
+	}
+	if postgres.CanLogin(ctx, pp.Server, old) == nil {
+		return nil
+	}
+	staged, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	if err != nil {
+		return err
+	}
+	conn, err := postgres.Connect(ctx, pp.Server, staged)
+	if err != nil {
+		return dbError(err, "the role's password is neither the previous nor the staged one: set it by hand")
+	}
+	defer conn.Close(context.Background())
+	verifier, err := postgres.Verifier(old.Password)
+	if err != nil {
+		return err
+	}
+	if err := postgres.SetPassword(ctx, conn, old.Username, verifier, false); err != nil {
+		return err
+	}
+	activity.GetLogger(ctx).Info("previous password restored", "role", old.Username, "fingerprint", in.Old.Fingerprint)
+	return nil
+}
+
+// VerifyLogin logs in with the new version and runs SELECT 1. A refused
+// login is retried: a replica or pooler may not have the change yet.
+func (p *Postgres) VerifyLogin(ctx context.Context, in DatabaseInput) error {
+	pp, err := pgPlan(in.Plan)
+	if err != nil {
+		return err
+	}
+	staged, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	if err != nil {
+		return err
+	}
+	if err := postgres.CanLogin(ctx, pp.Server, staged); err != nil {
+		return fmt.Errorf("log in with %s: %w", in.New.Name, err)
+	}
+	return nil
+}
+
+// LockPreviousUser removes LOGIN from the alternating user that the
+// consumers left, at retire, so its password stops working.
+func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error {
+	pp, err := pgPlan(in.Plan)
+	if err != nil {
+		return err
+	}
+	if pp.Strategy != catalog.StrategyAlternating || !slices.Contains(pp.Users, in.Old.Username) || in.Old.Username == pp.Username {
+		return nil
+	}
+	t, err := p.Catalog.Target(in.Plan.Target)
+	if err != nil {
+		return badInput("target: %v", err)
+	}
+	conn, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := postgres.Lock(ctx, conn, in.Old.Username); err != nil {
+		return dbError(err, "check the admin role's privileges")
+	}
+	activity.GetLogger(ctx).Info("previous login role locked", "role", in.Old.Username)
+	return nil
+}
+
+// changer connects as whoever may change the new version's password: the
+// role itself (single-user, with the previous Secret) or the admin.
+func (p *Postgres) changer(ctx context.Context, plan Plan, old SecretRef) (*pgx.Conn, error) {
+	pp := plan.Postgres
+	if pp.Strategy == catalog.StrategySingleUser {
+		cur, err := p.credentials(ctx, plan.Namespace, old.Name)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := postgres.Connect(ctx, pp.Server, cur)
+		return conn, dbError(err, "the current password no longer works: fix Secret "+old.Name)
+	}
+	t, err := p.Catalog.Target(plan.Target)
+	if err != nil {
+		return nil, badInput("target: %v", err)
+	}
+	return p.admin(ctx, t)
+}
+
+// admin connects with the target's admin Secret.
+func (p *Postgres) admin(ctx context.Context, t catalog.Target) (*pgx.Conn, error) {
+	ref := t.Postgres.AdminSecret
+	c, err := p.credentials(ctx, ref.Namespace, ref.Name)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := postgres.Connect(ctx, postgres.Server{Host: t.Postgres.Host, Port: t.Postgres.Port,
+		Database: t.Postgres.Database, SSLMode: t.Postgres.SSLMode}, c)
+	return conn, dbError(err, "fix the admin Secret "+ref.Namespace+"/"+ref.Name)
+}
+
+func (p *Postgres) credentials(ctx context.Context, ns, name string) (postgres.Credentials, error) {
+	c, err := postgres.CredentialsFromSecret(ctx, p.Kube, ns, name)
+	if apierrors.IsNotFound(err) {
+		return c, badInput("Secret %s/%s does not exist", ns, name)
+	}
+	if err != nil {
+		return c, classify(err)
+	}
+	return c, nil
+}
+
+func pgPlan(plan Plan) (*PostgresPlan, error) {
+	if plan.Postgres == nil {
+		return nil, badInput("target %s has no database plan: PreflightDatabase did not run", plan.Target)
+	}
+	return plan.Postgres, nil
+}
+
+// dbError makes a refused login or a missing privilege permanent, with a
+// hint; an unreachable server stays retryable.
+func dbError(err error, fix string) error {
+	if err == nil {
+		return nil
+	}
+	if postgres.IsAuthFailure(err) || postgres.IsPermissionDenied(err) {
+		return temporal.NewNonRetryableApplicationError(err.Error()+": "+fix, ErrBadInput, err)
+	}
+	return err
+}

@@ -1,0 +1,64 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"rotator/activities"
+	"rotator/catalog"
+)
+
+var pg *activities.Postgres
+
+// RotateDatabasePassword rotates a PostgreSQL password the way the
+// runbook's "Rotate Database Password" does, without its maintenance
+// window or its clear-text password: the server only ever receives a
+// SCRAM-SHA-256 verifier, and with alternating-users the consumers move to
+// a second login role whose password works before they switch, so no
+// login fails at any point.
+func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error) {
+	db := func(r *rotation) activities.DatabaseInput {
+		in := activities.DatabaseInput{Plan: r.plan}
+		if r.st.Old != nil {
+			in.Old = *r.st.Old
+		}
+		if r.st.New != nil {
+			in.New = *r.st.New
+		}
+		return in
+	}
+	return run(ctx, in, kindSteps{
+		kind: catalog.KindPostgres,
+		preflight: func(ctx workflow.Context, r *rotation) error {
+			return workflow.ExecuteActivity(short(ctx), pg.PreflightDatabase, r.plan).Get(ctx, &r.plan)
+		},
+		apply: func(ctx workflow.Context, r *rotation) error {
+			return workflow.ExecuteActivity(short(ctx), pg.ApplyPassword, db(r)).Get(ctx, nil)
+		},
+		undoApply: func(ctx workflow.Context, r *rotation) error {
+			return workflow.ExecuteActivity(short(ctx), pg.RestorePassword, db(r)).Get(ctx, nil)
+		},
+		verify: func(ctx workflow.Context, r *rotation) error {
+			return workflow.ExecuteActivity(login(ctx), pg.VerifyLogin, db(r)).Get(ctx, nil)
+		},
+		revoke: func(ctx workflow.Context, r *rotation) error {
+			return workflow.ExecuteActivity(short(ctx), pg.LockPreviousUser, db(r)).Get(ctx, nil)
+		},
+	})
+}
+
+// login retries a refused login for about a minute: long enough for a
+// replica or a pooler to see the change, short enough to roll back soon.
+func login(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    15 * time.Second,
+			MaximumAttempts:    6,
+		},
+	})
+}
