@@ -9,6 +9,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 
+	"rotator/activities"
 	"rotator/workflows"
 )
 
@@ -31,10 +32,10 @@ func printStatus(w io.Writer, st workflows.Status) {
 			time.Until(st.GraceDeadline).Round(time.Second)))
 	}
 	if st.Old != nil {
-		row("old version", fmt.Sprintf("%s (v%d, %s)", st.Old.Name, st.Old.Version, st.Old.Fingerprint))
+		row("old version", version(st.Old))
 	}
 	if st.New != nil {
-		row("new version", fmt.Sprintf("%s (v%d, %s)", st.New.Name, st.New.Version, st.New.Fingerprint))
+		row("new version", version(st.New))
 	}
 	for _, c := range st.Consumers {
 		row("consumer", fmt.Sprintf("%s: %s", c.Workload, c.State))
@@ -52,6 +53,14 @@ func printStatus(w io.Writer, st workflows.Status) {
 		row("error", st.Error)
 	}
 	tw.Flush()
+}
+
+func version(r *activities.SecretRef) string {
+	s := fmt.Sprintf("%s (v%d, ", r.Name, r.Version)
+	if r.Username != "" {
+		s += "user " + r.Username + ", "
+	}
+	return s + r.Fingerprint + ")"
 }
 
 func decision(d *workflows.Decision) string {
