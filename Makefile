@@ -4,8 +4,9 @@ STATE ?= .devstack
 DEVSTACK := $(STATE)/bin/devstack
 STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?=
+BENCH_RUNS ?= 3
 
-.PHONY: all build devstack demo demo-down test test-unit test-e2e lint fmt replay-record clean
+.PHONY: all build devstack demo demo-down test test-unit test-e2e lint replay-record bench clean
 
 all: build
 
@@ -53,3 +54,7 @@ replay-record: devstack
 
 clean:
 	rm -rf bin
+
+## bench: benchmarks against the devstack; writes docs/benchmarks.md
+bench: build devstack
+	source $(STATE)/env && go run ./bench -runs $(BENCH_RUNS)

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report is everything one `make bench` measured.
+type report struct {
+	date   time.Time
+	runs   int
+	logins map[string][]loginRun
+}
+
+func writeReport(path string, r report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`go run ./bench`); do not edit by hand. Figures are the median of %d runs, with min–max.\n\n", r.runs)
+	fmt.Fprintf(&b, "- date: %s\n- machine: %s, %d cores, %s\n- stack: the devstack (kube-apiserver v1.34.4 + kwok, PostgreSQL 15, Temporal server v1.32.1), all on this machine\n\n",
+		r.date.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version())
+
+	b.WriteString("## Failed logins during a database password rotation\n\n")
+	b.WriteString("A client opens a new PostgreSQL connection every 10 ms, round robin over the consumer's running pods " +
+		"(3 replicas), with the credentials in the Secret that pod references, from the start of the procedure until one " +
+		"second after the new Secret is live in every pod. Wall time is until the rollout finished.\n\n")
+	b.WriteString("| procedure | failed logins | attempts | failed share | wall time to new Secret live |\n|---|---|---|---|---|\n")
+	order := []string{}
+	for name := range r.logins {
+		order = append(order, name)
+	}
+	slices.Sort(order)
+	for _, name := range order {
+		runs := r.logins[name]
+		fails := collect(runs, func(x loginRun) float64 { return float64(x.failures) })
+		attempts := collect(runs, func(x loginRun) float64 { return float64(x.attempts) })
+		share := collect(runs, func(x loginRun) float64 {
+			if x.attempts == 0 {
+				return 0
+			}
+			return 100 * float64(x.failures) / float64(x.attempts)
+		})
+		wall := collect(runs, func(x loginRun) float64 { return x.wall.Seconds() })
+		fmt.Fprintf(&b, "| %s | %s | %s | %s %% | %s s |\n", name, spread(fails, "%.0f"), spread(attempts, "%.0f"), spread(share, "%.1f"), spread(wall, "%.1f"))
+	}
+	b.WriteString("\nTarget: alternating-users = 0 failed logins. single-user fails, like the runbook, for new connections " +
+		"from pods that still hold the old Secret between the ALTER ROLE and the end of the rollout.\n")
+	if err := os.MkdirAll("docs", 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func collect(runs []loginRun, f func(loginRun) float64) []float64 {
+	out := make([]float64, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, f(r))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// spread renders "median (min–max)" of sorted values.
+func spread(sorted []float64, format string) string {
+	if len(sorted) == 0 {
+		return "–"
+	}
+	med := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", med, sorted[0], sorted[len(sorted)-1])
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
