@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -12,9 +13,11 @@ import (
 
 // report is everything one `make bench` measured.
 type report struct {
-	date   time.Time
-	runs   int
-	logins map[string][]loginRun
+	date      time.Time
+	runs      int
+	jwt       map[string][]jwtRun
+	logins    map[string][]loginRun
+	unitSuite []time.Duration
 }
 
 func writeReport(path string, r report) error {
@@ -23,6 +26,7 @@ func writeReport(path string, r report) error {
 	fmt.Fprintf(&b, "- date: %s\n- machine: %s, %d cores, %s\n- stack: the devstack (kube-apiserver v1.34.4 + kwok, PostgreSQL 15, Temporal server v1.32.1), all on this machine\n\n",
 		r.date.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version())
 
+	writeJWT(&b, r.jwt)
 	b.WriteString("## Failed logins during a database password rotation\n\n")
 	b.WriteString("A client opens a new PostgreSQL connection every 10 ms, round robin over the consumer's running pods " +
 		"(3 replicas), with the credentials in the Secret that pod references, from the start of the procedure until one " +
@@ -51,13 +55,69 @@ func writeReport(path string, r report) error {
 		"once, so rollouts here take about a second; on a real cluster the window, and with it the failed logins of single-user " +
 		"and the runbook, grows with the rollout time, while alternating-users stays at 0 because both passwords work " +
 		"throughout. The runbook also does two rollouts (patch, then rollout restart) where rotator does one.\n")
+	unit := make([]float64, 0, len(r.unitSuite))
+	for _, d := range r.unitSuite {
+		unit = append(unit, d.Seconds())
+	}
+	slices.Sort(unit)
+	fmt.Fprintf(&b, "\n## Unit suite\n\n`go test -count=1 ./workflows/...` (every workflow test, including full 7-day grace periods under "+
+		"the test suite's time skipping, and the replay of a recorded history), wall time including compilation: %s s.\n", spread(unit, "%.1f"))
 	if err := os.MkdirAll("docs", 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-func collect(runs []loginRun, f func(loginRun) float64) []float64 {
+func writeJWT(b *strings.Builder, results map[string][]jwtRun) {
+	b.WriteString("## JWT rotation: the runbook and rotator side by side\n\n")
+	b.WriteString("The same 3-replica Deployment reading `JWT_SECRET` from a Secret, rotated by the runbook's kubectl steps as " +
+		"written (create `-new`, patch, `rollout restart`, `rollout status`, then delete and rename) and by rotator " +
+		"(dual-key target). Wall time runs until the new key is live in every pod (rollout done; for rotator: the rotation " +
+		"reached grace). API requests: kubectl's own request log (`-v=6`), and a counting transport on the worker's client " +
+		"for the whole rotation, retire included. Old tokens: 100 HS256 tokens signed with the old key before the rotation, " +
+		"verified with the keys of the Secret the pods reference once the new key is live.\n\n")
+	b.WriteString("| procedure | wall time | rollouts | API requests | history events | old tokens still valid | consumer ends on |\n|---|---|---|---|---|---|---|\n")
+	names := slices.Sorted(maps.Keys(results))
+	med := map[string]float64{}
+	for _, name := range names {
+		runs := results[name]
+		wall := collect(runs, func(x jwtRun) float64 { return x.wall.Seconds() })
+		med[name] = median(wall)
+		last := runs[len(runs)-1]
+		ends := fmt.Sprintf("`%s`", last.reference)
+		if !last.exists {
+			ends += " (which no longer exists)"
+		}
+		events := "–"
+		if last.events > 0 {
+			events = spread(collect(runs, func(x jwtRun) float64 { return float64(x.events) }), "%.0f")
+		}
+		fmt.Fprintf(b, "| %s | %s s | %s | %s | %s | %s %% | %s |\n", name, spread(wall, "%.1f"),
+			spread(collect(runs, func(x jwtRun) float64 { return float64(x.rollouts) }), "%.0f"),
+			spread(collect(runs, func(x jwtRun) float64 { return float64(x.requests) }), "%.0f"),
+			events,
+			spread(collect(runs, func(x jwtRun) float64 { return 100 * x.oldTokens }), "%.0f"), ends)
+	}
+	if rb, rot := med["runbook (kubectl, as written)"], med["rotator (dual-key)"]; rb > 0 {
+		fmt.Fprintf(b, "\nrotator / runbook wall time (medians): %.2f (target ≤ 0.5).\n", rot/rb)
+	}
+	b.WriteString("\nAfter the runbook's rename the Deployment still reads `-new`: the standard-named Secret it recreated is " +
+		"unused, and a later clean-up of `-new` breaks the application. rotator's consumers read a versioned Secret that exists " +
+		"and is labelled current.\n\n")
+}
+
+func median(sorted []float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	if len(sorted)%2 == 0 {
+		return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return sorted[len(sorted)/2]
+}
+
+// collect applies f to every run and sorts the figures.
+func collect[T any](runs []T, f func(T) float64) []float64 {
 	out := make([]float64, 0, len(runs))
 	for _, r := range runs {
 		out = append(out, f(r))
@@ -71,11 +131,7 @@ func spread(sorted []float64, format string) string {
 	if len(sorted) == 0 {
 		return "–"
 	}
-	med := sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
-	return fmt.Sprintf(format+" ("+format+"–"+format+")", med, sorted[0], sorted[len(sorted)-1])
+	return fmt.Sprintf(format+" ("+format+"–"+format+")", median(sorted), sorted[0], sorted[len(sorted)-1])
 }
 
 func cpuModel() string {

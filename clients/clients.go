@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -47,6 +48,16 @@ func (t Temporal) Dial(log *slog.Logger) (client.Client, error) {
 // Kube connects to Kubernetes with kubectl's rules: KUBECONFIG or
 // ~/.kube/config, else the in-cluster ServiceAccount.
 func Kube(qps float32, burst int) (kubernetes.Interface, error) {
+	cfg, err := KubeConfig(qps, burst)
+	if err != nil {
+		return nil, err
+	}
+	return KubeFor(cfg)
+}
+
+// KubeConfig loads the client configuration Kube uses, for callers that
+// wrap its transport (the benchmarks count requests).
+func KubeConfig(qps float32, burst int) (*rest.Config, error) {
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
@@ -54,6 +65,11 @@ func Kube(qps float32, burst int) (kubernetes.Interface, error) {
 	}
 	cfg.QPS, cfg.Burst = qps, burst
 	cfg.UserAgent = "rotator"
+	return cfg, nil
+}
+
+// KubeFor makes a client from a configuration.
+func KubeFor(cfg *rest.Config) (kubernetes.Interface, error) {
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create Kubernetes client: %w", err)
