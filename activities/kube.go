@@ -389,18 +389,23 @@ func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Durat
 // references the new version and none the old. A workload created during
 // the rotation that still references the old version is reported too.
 func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) error {
-	stale, err := k.workloads().referencing(ctx, in.Namespace, in.Old.Name)
+	all, err := k.workloads().list(ctx, in.Namespace)
 	if err != nil {
 		return classify(err)
+	}
+	var stale, current []Workload
+	for _, w := range all {
+		if len(secretRefPaths(&w.template.Spec, in.Old.Name)) > 0 {
+			stale = append(stale, w.ref)
+		}
+		if len(secretRefPaths(&w.template.Spec, in.New.Name)) > 0 {
+			current = append(current, w.ref)
+		}
 	}
 	if len(stale) > 0 {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%s still reference%s the old Secret %s: add %s to the target's consumers or repoint it",
 				joinWorkloads(stale), plural(len(stale)), in.Old.Name, joinWorkloads(stale)), ErrStillInUse, nil)
-	}
-	current, err := k.workloads().referencing(ctx, in.Namespace, in.New.Name)
-	if err != nil {
-		return classify(err)
 	}
 	for _, c := range in.Consumers {
 		if !slices.Contains(current, c) {
