@@ -48,9 +48,9 @@ lint:
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd devstack && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-## replay-record: rerun the JWT e2e test and store its history for the replay test
+## replay-record: rerun the e2e happy paths and store their histories for the replay test
 replay-record: devstack
-	source $(STATE)/env && go test -count=1 -run TestJWTRotationEndToEnd ./e2e -record-history=$(CURDIR)/workflows/testdata/rotate-jwt.json
+	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$' ./e2e -record-histories=$(CURDIR)/workflows/testdata
 
 clean:
 	rm -rf bin

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,9 +126,7 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	// No secret value reaches Temporal, in any encoding.
 	newData, _ := f.secretData(ctx, newName)
 	assertNoSecretsInHistory(t, ctx, id, oldData["secret"], newData["secret"])
-	if *record != "" {
-		writeHistory(t, ctx, id, *record)
-	}
+	writeHistory(t, ctx, id, "rotate-jwt.json")
 }
 
 // TestJWTAbortRollsBack aborts in grace and checks consumers are back on the
@@ -254,8 +253,13 @@ func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, valu
 	}
 }
 
-func writeHistory(t *testing.T, ctx context.Context, id, path string) {
+// writeHistory stores the history under -record-histories, if given.
+func writeHistory(t *testing.T, ctx context.Context, id, name string) {
 	t.Helper()
+	if *record == "" {
+		return
+	}
+	path := filepath.Join(*record, name)
 	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(history(t, ctx, id))
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ type stack struct {
 
 var (
 	devstack *stack
-	record   = flag.String("record-history", "", "write the happy path's history to this JSON file, for the replay test")
+	record   = flag.String("record-histories", "", "write the happy paths' histories into this folder, for the replay test")
 )
 
 func TestMain(m *testing.M) {

@@ -253,6 +253,7 @@ func TestPostgresSingleUser(t *testing.T) {
 		t.Error("the old Secret survived retire")
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pw1))
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user.json")
 }
 
 // TestPostgresSingleUserFailedRolloutRestoresPassword: when the rollout of

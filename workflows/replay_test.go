@@ -25,7 +25,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Fatal("no recorded histories in testdata: run make replay-record")
 	}
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(workflows.RotateJWTSecret, workflow.RegisterOptions{Name: workflows.TypeRotateJWTSecret})
+	workflows.Register(r)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			file, err := os.Open(f)
