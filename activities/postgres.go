@@ -100,11 +100,7 @@ func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, erro
 // its SCRAM verifier. If the staged password already logs in, it did so
 // before (a retry), and nothing is sent.
 func (p *Postgres) ApplyPassword(ctx context.Context, in DatabaseInput) error {
-	pp, err := pgPlan(in.Plan)
-	if err != nil {
-		return err
-	}
-	staged, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	pp, staged, err := p.staged(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -170,11 +166,7 @@ func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error 
 // VerifyLogin logs in with the new version and runs SELECT 1. A refused
 // login is retried: a replica or pooler may not have the change yet.
 func (p *Postgres) VerifyLogin(ctx context.Context, in DatabaseInput) error {
-	pp, err := pgPlan(in.Plan)
-	if err != nil {
-		return err
-	}
-	staged, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	pp, staged, err := p.staged(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -250,6 +242,16 @@ func (p *Postgres) credentials(ctx context.Context, ns, name string) (postgres.C
 		return c, classify(err)
 	}
 	return c, nil
+}
+
+// staged returns the database plan and the new version's credentials.
+func (p *Postgres) staged(ctx context.Context, in DatabaseInput) (*PostgresPlan, postgres.Credentials, error) {
+	pp, err := pgPlan(in.Plan)
+	if err != nil {
+		return nil, postgres.Credentials{}, err
+	}
+	c, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	return pp, c, err
 }
 
 func pgPlan(plan Plan) (*PostgresPlan, error) {

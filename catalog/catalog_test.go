@@ -1,7 +1,8 @@
 package catalog_test
 
 import (
-	"os"
+	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,7 +105,7 @@ func TestLoadShippedCatalog(t *testing.T) {
 
 func TestLoadMissingFile(t *testing.T) {
 	_, err := catalog.Load(filepath.Join(t.TempDir(), "nope.yaml"))
-	if !os.IsNotExist(err) && (err == nil || !strings.Contains(err.Error(), "read catalog")) {
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "read catalog") {
 		t.Fatalf("want a read error, got %v", err)
 	}
 }
