@@ -32,7 +32,7 @@ demo-down:
 	@if [ -x $(DEVSTACK) ]; then $(DEVSTACK) --state $(STATE) down; fi
 
 ## test: lint, unit tests, then the end-to-end tests against the devstack
-test: lint test-unit devstack test-e2e
+test: lint devstack test-unit test-e2e
 
 test-unit:
 	go test -short -count=1 $(GO_TEST_FLAGS) ./...

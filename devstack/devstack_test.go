@@ -342,6 +342,8 @@ func TestWriteEnv(t *testing.T) {
 		"export PGHOST=127.0.0.1\n",
 		"export PGPORT=5432\n",
 		"export ROTATOR_PG_SUPERUSER_PASSWORD_FILE=" + shellQuote(s.path("postgres", "superuser.password")) + "\n",
+		"export VAULT_ADDR=http://127.0.0.1:8200\n",
+		"export VAULT_TOKEN_FILE=" + shellQuote(s.path("vault", "root-token")) + "\n",
 	} {
 		if !strings.Contains(string(env), want) {
 			t.Errorf("env lacks %q:\n%s", want, env)
@@ -349,6 +351,9 @@ func TestWriteEnv(t *testing.T) {
 	}
 	if strings.Contains(string(env), "PASSWORD=") && !strings.Contains(string(env), "PASSWORD_FILE=") {
 		t.Error("env sets a password instead of naming its file")
+	}
+	if strings.Contains(string(env), "VAULT_TOKEN=") {
+		t.Error("env sets the Vault token instead of naming its file")
 	}
 }
 

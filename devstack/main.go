@@ -1,4 +1,4 @@
-// Command devstack starts rotator's local stack — Temporal, PostgreSQL,
+// Command devstack starts rotator's local stack — Temporal, PostgreSQL, Vault,
 // Kubernetes (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 // kwok) and the demo workload — as plain local processes, without Docker.
 //
@@ -11,8 +11,9 @@
 //	devstack temporal [flags]                 run the embedded Temporal server in the foreground
 //
 // Everything lives under the state directory (default .devstack): bin/, logs/,
-// pids/, etcd data, certificates, kubeconfig, the Temporal database and
-// postgres/ (data, socket and the generated initial passwords).
+// pids/, etcd data, certificates, kubeconfig, the Temporal database,
+// postgres/ (data, socket and the generated initial passwords) and vault/
+// (the root token; Vault runs in dev mode and keeps its data in memory).
 package main
 
 import (
@@ -30,7 +31,8 @@ const usage = `usage: devstack [--state DIR] [--src DIR] <command> [flags]
 
 commands:
   up                 build missing tools, (re)start stopped components, wait until ready,
-                     seed the demo roles and workload and write <state>/env
+                     seed the demo roles, Vault's mounts and the workload and
+                     write <state>/env
   down [--purge]     stop exactly what up started; --purge also removes the state
                      directory except bin/
   status             one line per component; exit status 1 unless all are running and ready

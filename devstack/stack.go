@@ -123,7 +123,7 @@ func (s *stack) kubeAPI() (*kubeAPI, error) {
 
 // components returns every component in start order.
 func (s *stack) components() []*component {
-	return append([]*component{s.temporal(), s.postgres().component()}, s.kubeComponents()...)
+	return append([]*component{s.temporal(), s.postgres().component(), s.vault().component()}, s.kubeComponents()...)
 }
 
 // kubeComponents returns the Kubernetes components in start order.
@@ -395,6 +395,11 @@ func (s *stack) up(ctx context.Context) error {
 	// PostgreSQL comes first: it is ready in seconds, and the workload's
 	// Secrets carry the passwords of the roles it seeds.
 	upErr := s.upPostgres(ctx)
+	// Vault next: it needs nothing else, and once built it is ready in a
+	// second.
+	if upErr == nil {
+		upErr = s.upVault(ctx)
+	}
 	if upErr == nil {
 		upErr = s.upKubernetes(ctx)
 	}
@@ -418,10 +423,12 @@ devstack is up (%s)
   Kubernetes   https://127.0.0.1:%d; KUBECONFIG=%s
   kubectl      %s
   PostgreSQL   127.0.0.1:%d; superuser %s, password in %s
+  Vault        %s (dev mode, in memory); root token in %s
   logs         %s
   env          eval "$(%s env)"   (or: . %s)
 `, time.Since(start).Round(100*time.Millisecond), temporalFrontendPort, temporalUIPort, apiserverPort,
 		s.kubeconfig(), s.bin("kubectl"), postgresPort, pgSuperuser, s.postgres().passwordFile(pgSuperuser),
+		s.vault().addr(), s.vault().tokenFile(),
 		s.path("logs"), s.selfCommand(), s.path("env"))
 	return nil
 }
@@ -588,6 +595,10 @@ func (s *stack) writeEnv() error {
 		// A file reference: the env file is world-readable and ends up in
 		// shells and CI logs, the password must not.
 		{"ROTATOR_PG_SUPERUSER_PASSWORD_FILE", s.postgres().passwordFile(pgSuperuser)},
+		{"VAULT_ADDR", s.vault().addr()},
+		// Likewise the root token: clients read it from the file
+		// (VAULT_TOKEN="$(cat "$VAULT_TOKEN_FILE")" for the vault CLI).
+		{"VAULT_TOKEN_FILE", s.vault().tokenFile()},
 		{"ROTATOR_DEVSTACK", s.dir},
 	} {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
