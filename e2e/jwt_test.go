@@ -143,6 +143,7 @@ func TestJWTAbortRollsBack(t *testing.T) {
 	}
 	id := workflows.WorkflowID(f.target)
 	waitForStep(t, ctx, f, workflows.StepGrace)
+	staged, _ := f.secretData(ctx, f.secret+"-2")
 	if out, err := f.starter(ctx, "abort", f.target, "--by", "bob", "--reason", "401s"); err != nil {
 		t.Fatalf("abort: %v\n%s", err, out)
 	}
@@ -161,6 +162,7 @@ func TestJWTAbortRollsBack(t *testing.T) {
 		t.Error("the old Secret is gone or changed")
 	}
 	f.waitRolledOut(ctx, "api")
+	assertNoSecretsInHistory(t, ctx, id, oldData["secret"], staged["secret"])
 }
 
 // TestBadTargetChangesNothing starts a rotation whose Secret does not exist.
@@ -230,21 +232,14 @@ func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, valu
 	if err != nil {
 		t.Fatal(err)
 	}
+	devstack.remember(values...)
 	for _, v := range values {
 		if len(v) < 16 {
 			t.Fatalf("a %d-byte value is too short to search for", len(v))
 		}
-		forms := map[string][]byte{
-			"raw":    v,
-			"base64": []byte(base64.StdEncoding.EncodeToString(v)),
-			"hex":    []byte(hex.EncodeToString(v)),
-		}
-		if dec, err := base64.StdEncoding.DecodeString(string(v)); err == nil {
-			forms["decoded"] = dec
-		}
-		for form, needle := range forms {
+		for i, needle := range secretForms(v) {
 			if bytes.Contains(raw, needle) || bytes.Contains(js, needle) {
-				t.Errorf("history of %s contains a secret value (%s form)", id, form)
+				t.Errorf("history of %s contains a secret value (form %d: raw, base64, hex, decoded)", id, i)
 			}
 		}
 	}
@@ -254,6 +249,16 @@ func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, valu
 }
 
 // writeHistory stores the history under -record-histories, if given.
+// secretForms are the encodings a leaked value could take: raw, base64,
+// hex, and decoded when the value is itself base64.
+func secretForms(v []byte) [][]byte {
+	forms := [][]byte{v, []byte(base64.StdEncoding.EncodeToString(v)), []byte(hex.EncodeToString(v))}
+	if dec, err := base64.StdEncoding.DecodeString(string(v)); err == nil && len(dec) >= 16 {
+		forms = append(forms, dec)
+	}
+	return forms
+}
+
 func writeHistory(t *testing.T, ctx context.Context, id, name string) {
 	t.Helper()
 	if *record == "" {

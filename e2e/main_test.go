@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"go.temporal.io/sdk/client"
@@ -27,6 +29,53 @@ type stack struct {
 	kube     kubernetes.Interface
 	starter  string
 	env      []string
+	// logs holds everything the in-process workers logged, at debug level.
+	logs *lockedBuffer
+	// secrets are the values tests saw generated or staged; none may
+	// appear in logs.
+	mu      sync.Mutex
+	secrets [][]byte
+}
+
+// lockedBuffer is a log sink that workers write to concurrently.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// remember records secret values for the log scan at the end of the run.
+func (s *stack) remember(values ...[]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets = append(s.secrets, values...)
+}
+
+// leakedIntoLogs returns how many remembered values appear in the workers'
+// logs, in raw, base64 or hex form, and how many values were searched.
+func (s *stack) leakedIntoLogs() (leaks, searched int) {
+	logs := s.logs.bytes()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.secrets {
+		for _, form := range secretForms(v) {
+			if bytes.Contains(logs, form) {
+				leaks++
+			}
+		}
+	}
+	return leaks, len(s.secrets)
 }
 
 var (
@@ -51,6 +100,15 @@ func TestMain(m *testing.M) {
 	}
 	devstack = s
 	code := m.Run()
+	if leaks, searched := s.leakedIntoLogs(); leaks > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %d secret values found in the workers' logs\n", leaks)
+		code = 1
+	} else if code == 0 && (searched == 0 || s.logs.buf.Len() == 0) {
+		fmt.Fprintln(os.Stderr, "e2e: FAIL: the log scan searched nothing")
+		code = 1
+	} else {
+		fmt.Fprintf(os.Stderr, "e2e: %d secret values searched in %d bytes of worker logs: none found\n", searched, s.logs.buf.Len())
+	}
 	cleanup()
 	os.Exit(code)
 }
@@ -60,7 +118,8 @@ func setup() (*stack, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tc, err := clients.TemporalFromEnv().Dial(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	logs := &lockedBuffer{}
+	tc, err := clients.TemporalFromEnv().Dial(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -74,7 +133,7 @@ func setup() (*stack, func(), error) {
 	if err := build.Run(); err != nil {
 		return nil, nil, fmt.Errorf("build starter: %w", err)
 	}
-	return &stack{temporal: tc, kube: kc, starter: bin, env: os.Environ()}, func() {
+	return &stack{temporal: tc, kube: kc, starter: bin, env: os.Environ(), logs: logs}, func() {
 		tc.Close()
 		os.RemoveAll(dir)
 	}, nil

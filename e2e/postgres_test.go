@@ -361,6 +361,7 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 	if err := canLogin(ctx, userB, pwB); err != nil {
 		t.Errorf("the current role %s must log in: %v", userB, err)
 	}
+	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pwA), []byte(pwB))
 	// Sessions of the login roles act as the owner.
 	conn, err := postgres.Connect(ctx, pgServer, postgres.Credentials{Username: userB, Password: pwB})
 	if err != nil {
