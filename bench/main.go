@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,12 +25,22 @@ import (
 
 func main() {
 	runs := flag.Int("runs", 3, "runs of each procedure")
+	scale := flag.String("scale", "10,100", "comma-separated numbers of concurrent rotations for the scale benchmark")
 	out := flag.String("out", "docs/benchmarks.md", "report file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(ctx, log, *runs, *out); err != nil {
+	var sizes []int
+	for _, f := range strings.Split(*scale, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			log.Error("-scale: want positive numbers such as 10,100,1000", "got", *scale)
+			os.Exit(2)
+		}
+		sizes = append(sizes, n)
+	}
+	if err := run(ctx, log, *runs, sizes, *out); err != nil {
 		log.Error("bench failed", "error", err)
 		os.Exit(1)
 	}
@@ -43,7 +55,7 @@ type env struct {
 	superPW  string
 }
 
-func run(ctx context.Context, log *slog.Logger, runs int, out string) error {
+func run(ctx context.Context, log *slog.Logger, runs int, sizes []int, out string) error {
 	if os.Getenv("ROTATOR_DEVSTACK") == "" {
 		return fmt.Errorf("the devstack is not up: run `make bench` (it starts it)")
 	}
@@ -76,7 +88,11 @@ func run(ctx context.Context, log *slog.Logger, runs int, out string) error {
 	if err != nil {
 		return err
 	}
-	return writeReport(out, report{date: started, runs: runs, jwt: jwt, logins: logins, unitSuite: unit})
+	scaled, err := e.benchScale(ctx, sizes)
+	if err != nil {
+		return err
+	}
+	return writeReport(out, report{date: started, runs: runs, jwt: jwt, logins: logins, unitSuite: unit, scale: scaled})
 }
 
 // benchUnitSuite times the workflow unit tests, whose 7-day grace periods

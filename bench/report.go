@@ -18,6 +18,7 @@ type report struct {
 	jwt       map[string][]jwtRun
 	logins    map[string][]loginRun
 	unitSuite []time.Duration
+	scale     []scaleRun
 }
 
 func writeReport(path string, r report) error {
@@ -55,6 +56,17 @@ func writeReport(path string, r report) error {
 		"once, so rollouts here take about a second; on a real cluster the window, and with it the failed logins of single-user " +
 		"and the runbook, grows with the rollout time, while alternating-users stays at 0 because both passwords work " +
 		"throughout. The runbook also does two rollouts (patch, then rollout restart) where rotator does one.\n")
+	if len(r.scale) > 0 {
+		b.WriteString("\n## Scale: N concurrent JWT rotations on one worker\n\n")
+		b.WriteString("N targets, each its own Secret and 1-replica Deployment, started at once and rotated by one `bin/worker` " +
+			"process (default worker options) on this 2-core machine, which also runs the whole devstack. One run each.\n\n")
+		b.WriteString("| N | time until all are in grace | per rotation | worker peak RSS | history events until grace |\n|---|---|---|---|---|\n")
+		for _, s := range r.scale {
+			fmt.Fprintf(&b, "| %d | %.1f s | %.0f ms | %d MiB | %d |\n", s.n, s.toGrace.Seconds(),
+				float64(s.toGrace.Milliseconds())/float64(s.n), s.peakRSS>>20, s.eventsToGrace)
+		}
+		b.WriteString("\nTargets (issue 8): 1,000 in ≤ 120 s, RSS ≤ 256 MiB, ≤ 60 events and ≤ 15 API requests per single-consumer rotation.\n")
+	}
 	unit := make([]float64, 0, len(r.unitSuite))
 	for _, d := range r.unitSuite {
 		unit = append(unit, d.Seconds())

@@ -33,6 +33,10 @@ func run(log *slog.Logger, args []string) error {
 	fs.StringVar(&t.Address, "temporal-address", t.Address, "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 	fs.StringVar(&t.Namespace, "namespace", t.Namespace, "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&t.TaskQueue, "task-queue", t.TaskQueue, "task queue (env ROTATOR_TASK_QUEUE)")
+	// client-go's default of 5 QPS, and even 50, made concurrent rotations
+	// wait on the client's own rate limiter (make bench, scale).
+	qps := fs.Float64("kube-qps", 200, "Kubernetes client requests per second")
+	burst := fs.Int("kube-burst", 400, "Kubernetes client burst")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -40,7 +44,7 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	kc, err := clients.Kube(50, 100)
+	kc, err := clients.Kube(float32(*qps), *burst)
 	if err != nil {
 		return err
 	}
