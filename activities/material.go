@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"strings"
 
 	"rotator/catalog"
 	"rotator/postgres"
@@ -31,8 +30,6 @@ func Fingerprint(value []byte) string {
 	sum := sha256.Sum256(value)
 	return "sha256:" + hex.EncodeToString(sum[:6])
 }
-
-func lower(s string) string { return strings.ToLower(s) }
 
 // newMaterial generates the data of a new Secret version for the plan's kind.
 func newMaterial(p Plan) (map[string][]byte, error) {

@@ -5,6 +5,7 @@
 package activities
 
 import (
+	"strings"
 	"time"
 
 	"rotator/catalog"
@@ -62,7 +63,7 @@ type Workload struct {
 }
 
 // String reads like kubectl: deployment/orchestrator.
-func (w Workload) String() string { return lower(w.Kind) + "/" + w.Name }
+func (w Workload) String() string { return strings.ToLower(w.Kind) + "/" + w.Name }
 
 // PreflightInput asks preflight to check a target before anything changes.
 type PreflightInput struct {

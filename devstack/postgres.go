@@ -572,7 +572,11 @@ func (p *pgServer) credentials() (pgCredentials, error) {
 }
 
 // scramVerifier returns password's SCRAM-SHA-256 verifier with a fresh
-// random salt, as PostgreSQL stores it in pg_authid.rolpassword.
+// random salt, as PostgreSQL stores it in pg_authid.rolpassword. It repeats
+// rotator/postgres.Verifier on purpose: devstack is its own module (the
+// Temporal server pins an older go.temporal.io/api than the worker's SDK),
+// so it cannot import the worker's packages; both are checked against the
+// same verifiers from a real PostgreSQL.
 func scramVerifier(password string) (string, error) {
 	salt := make([]byte, scramSaltLen)
 	if _, err := rand.Read(salt); err != nil {

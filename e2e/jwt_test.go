@@ -274,7 +274,9 @@ func writeHistory(t *testing.T, ctx context.Context, id, name string) {
 	}
 }
 
-// referencesTo counts the places a pod spec names the Secret.
+// referencesTo counts the places a pod spec names the Secret. It does not
+// call the activities' own reference finder on purpose: the test must not
+// share the code it checks.
 func referencesTo(spec *corev1.PodSpec, secret string) int {
 	n := 0
 	for _, c := range append(spec.InitContainers, spec.Containers...) {

@@ -56,3 +56,19 @@ func TestNewPasswordIsDSNSafe(t *testing.T) {
 		t.Fatalf("DSN = %q", got)
 	}
 }
+
+// Verifiers that a real PostgreSQL 15 stored in pg_authid for these
+// passwords: recomputing them with the same salt must give the same bytes.
+func TestVerifierMatchesPostgreSQL(t *testing.T) {
+	for _, tc := range []struct{ password, stored string }{
+		{"pencil", "SCRAM-SHA-256$4096:PDiTTjCQzfPVv3frdQXT8w==$88xiw1s2Dsv4aStF2/k7aJU2SmlBeWt2j4qLS19wpx0=:dQ/oEo0n/2N/NrEb+FBQaIT/1T3BqEAkrcmaCl2jJSI="},
+		{"Zq3-xY_9abcDEF0123456789abcdefgh", "SCRAM-SHA-256$4096:AqeeTCrVY5nGskIvex4opA==$xVVJfqxE4IdHoTEzpo7wWi2+zW+xZpJxvSYlxCd0k10=:lAtMtqUeuI2NlofltlVBelTByucDRbQuxqysC/RtOCg="},
+	} {
+		if !Matches(tc.stored, tc.password) {
+			t.Errorf("our verifier of %q differs from PostgreSQL's %s", tc.password, tc.stored)
+		}
+		if Matches(tc.stored, tc.password+"!") {
+			t.Errorf("PostgreSQL's verifier of %q matches another password", tc.password)
+		}
+	}
+}
