@@ -39,7 +39,7 @@ test-unit:
 	cd devstack && go test -count=1 ./...
 
 test-e2e:
-	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/...
+	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/... ./vault/...
 
 ## lint: gofmt, go vet and staticcheck must be clean
 lint:
@@ -50,7 +50,7 @@ lint:
 
 ## replay-record: rerun the e2e happy paths and store their histories for the replay test
 replay-record: devstack
-	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$' ./e2e -record-histories=$(CURDIR)/workflows/testdata
+	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestAPIKeysWithVault' ./e2e -record-histories=$(CURDIR)/workflows/testdata
 
 clean:
 	rm -rf bin

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"rotator/catalog"
 	"rotator/postgres"
 )
@@ -30,6 +32,9 @@ import (
 type Kube struct {
 	Client  kubernetes.Interface
 	Catalog *catalog.Catalog
+	// Vault records versions for targets with a Vault path and holds keys
+	// staged there; nil when no target uses Vault.
+	Vault *vaultapi.Client
 	// HeartbeatEvery is how often a rollout wait reports progress; zero
 	// means 10 s.
 	HeartbeatEvery time.Duration
@@ -82,6 +87,12 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	}
 	if t.JWT != nil {
 		plan.JWTBytes, plan.DualKey = t.JWT.Bytes, t.JWT.DualKey
+	}
+	if t.Vault != nil {
+		if k.Vault == nil {
+			return Plan{}, badInput("target %s: vault: the worker has no Vault connection: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
+		}
+		plan.Vault = &VaultPlan{Mount: t.Vault.Mount, Path: t.Vault.Path}
 	}
 	activity.GetLogger(ctx).Info("preflight passed", "target", t.Name, "current", current.Name,
 		"next_version", next, "consumers", len(consumers))
@@ -186,6 +197,10 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 				fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
 				ErrConflict, nil)
 		}
+		// A retry after the create: the staged keys may still be there.
+		if err := k.staging().discard(ctx, p); err != nil {
+			return SecretRef{}, err
+		}
 		return refOf(existing, p.Key), nil
 	} else if !apierrors.IsNotFound(err) {
 		return SecretRef{}, classify(fmt.Errorf("get Secret %s: %w", name, err))
@@ -194,9 +209,20 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	if err := k.adopt(ctx, p); err != nil {
 		return SecretRef{}, err
 	}
-	data, err := newMaterial(p)
+	data, err := k.material(ctx, p)
 	if err != nil {
 		return SecretRef{}, err
+	}
+	annotations := map[string]string{AnnotationRunID: run}
+	if p.Vault != nil {
+		// Vault is written first: it is the record, and a retry of this
+		// run gets the same material back from it rather than a new one.
+		version, stored, err := k.record(ctx, p, run, data)
+		if err != nil {
+			return SecretRef{}, err
+		}
+		data = stored
+		annotations[AnnotationVaultVersion] = strconv.Itoa(version)
 	}
 	value := data[p.Key]
 	if p.DualKey && !in.Emergency {
@@ -206,6 +232,7 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		}
 		data[PreviousKey] = cur.Data[p.Key]
 	}
+	annotations[AnnotationFingerprint] = Fingerprint(value)
 	immutable := true
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -217,10 +244,7 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 				LabelVersion:   strconv.Itoa(p.NextVersion),
 				LabelStage:     StagePending,
 			},
-			Annotations: map[string]string{
-				AnnotationRunID:       run,
-				AnnotationFingerprint: Fingerprint(value),
-			},
+			Annotations: annotations,
 		},
 		Type:      corev1.SecretTypeOpaque,
 		Immutable: &immutable,
@@ -233,7 +257,11 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		return SecretRef{}, classify(fmt.Errorf("create Secret %s: %w", name, err))
 	}
 	activity.GetLogger(ctx).Info("staged new Secret version", "secret", name,
-		"fingerprint", created.Annotations[AnnotationFingerprint], "dual_key", len(data) > 1)
+		"fingerprint", created.Annotations[AnnotationFingerprint], "dual_key", p.DualKey && !in.Emergency,
+		"vault_version", created.Annotations[AnnotationVaultVersion])
+	if err := k.staging().discard(ctx, p); err != nil {
+		return SecretRef{}, err
+	}
 	return refOf(created, p.Key), nil
 }
 
@@ -463,7 +491,9 @@ func refOf(s *corev1.Secret, key string) SecretRef {
 	if fp == "" {
 		fp = Fingerprint(s.Data[key])
 	}
-	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp, Username: string(s.Data[postgres.UsernameKey])}
+	vv, _ := strconv.Atoi(s.Annotations[AnnotationVaultVersion])
+	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp,
+		Username: string(s.Data[postgres.UsernameKey]), VaultVersion: vv}
 }
 
 // classify turns Kubernetes errors that retrying cannot fix (RBAC

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -56,4 +57,17 @@ func newMaterial(p Plan) (map[string][]byte, error) {
 		return data, nil
 	}
 	return nil, badInput("kind %s has no stage step in this worker", p.Kind)
+}
+
+// material is the data of the new version: generated for jwt and
+// postgres, the engineer's staged keys for apikeys.
+func (k *Kube) material(ctx context.Context, p Plan) (map[string][]byte, error) {
+	if p.Kind != catalog.KindAPIKeys {
+		return newMaterial(p)
+	}
+	t, err := k.Catalog.Target(p.Target)
+	if err != nil {
+		return nil, badInput("target: %v", err)
+	}
+	return k.staging().read(ctx, p, t)
 }

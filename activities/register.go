@@ -1,9 +1,32 @@
 package activities
 
-import "go.temporal.io/sdk/worker"
+import (
+	"net/http"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+	"go.temporal.io/sdk/worker"
+	"k8s.io/client-go/kubernetes"
+
+	"rotator/catalog"
+)
+
+// Deps are the clients every activity struct is built from.
+type Deps struct {
+	Kube    kubernetes.Interface
+	Catalog *catalog.Catalog
+	// Vault is nil when no target records versions in Vault.
+	Vault *vaultapi.Client
+	// HTTP reaches the LLM providers and probes; nil means a default.
+	HTTP *http.Client
+	// HeartbeatEvery is how often rollout waits heartbeat; zero means 10 s.
+	HeartbeatEvery time.Duration
+}
 
 // Register registers every activity struct's methods with the worker.
-func Register(r worker.ActivityRegistry, kube *Kube, pg *Postgres) {
-	r.RegisterActivity(kube)
-	r.RegisterActivity(pg)
+func Register(r worker.ActivityRegistry, d Deps) {
+	r.RegisterActivity(&Kube{Client: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HeartbeatEvery: d.HeartbeatEvery})
+	r.RegisterActivity(&Postgres{Kube: d.Kube, Catalog: d.Catalog})
+	r.RegisterActivity(&APIKeys{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HTTP: d.HTTP})
+	r.RegisterActivity(&Vault{Client: d.Vault})
 }

@@ -23,6 +23,9 @@ const (
 	// AnnotationFingerprint records the fingerprint so status and
 	// idempotent retries need not read the value.
 	AnnotationFingerprint = "rotator.dev/fingerprint"
+	// AnnotationVaultVersion records the KV v2 version that holds the
+	// same material.
+	AnnotationVaultVersion = "rotator.dev/vault-version"
 	// AnnotationChangeCause is what `kubectl rollout history` shows.
 	AnnotationChangeCause = "kubernetes.io/change-cause"
 )
@@ -32,6 +35,8 @@ const (
 	StagePending  = "pending"
 	StageCurrent  = "current"
 	StagePrevious = "previous"
+	// StageStaged marks the short-lived Secret of keys an engineer staged.
+	StageStaged = "staged"
 )
 
 // PreviousKey is the data key of a dual-key JWT Secret that carries the
@@ -44,6 +49,10 @@ const (
 	ErrConflict      = "Conflict"
 	ErrRolloutFailed = "RolloutFailed"
 	ErrStillInUse    = "StillInUse"
+	// ErrKeyRejected is a staged key its provider refused (401/403).
+	ErrKeyRejected = "KeyRejected"
+	// ErrNotStaged means no keys are staged yet.
+	ErrNotStaged = "NotStaged"
 )
 
 // SecretRef points at one version of a Secret. It never holds the value.
@@ -54,6 +63,9 @@ type SecretRef struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Username is the login a database Secret carries (not a secret).
 	Username string `json:"username,omitempty"`
+	// VaultVersion is the KV v2 version that records this version, when
+	// the target has a Vault path.
+	VaultVersion int `json:"vaultVersion,omitempty"`
 }
 
 // Workload is a consumer of a Secret.
@@ -86,6 +98,78 @@ type Plan struct {
 	DualKey     bool          `json:"dualKey,omitempty"`
 	// Postgres is set for postgres targets by PreflightDatabase.
 	Postgres *PostgresPlan `json:"postgres,omitempty"`
+	// APIKeys is set for apikeys targets by PreflightKeys.
+	APIKeys *APIKeysPlan `json:"apiKeys,omitempty"`
+	// Vault is where versions are recorded, when the target has a path.
+	Vault *VaultPlan `json:"vault,omitempty"`
+}
+
+// VaultPlan is the KV v2 path that records a target's versions.
+type VaultPlan struct {
+	Mount string `json:"mount"`
+	Path  string `json:"path"`
+}
+
+// VaultLabels are the stage labels of a Vault path: version numbers, 0
+// for none.
+type VaultLabels struct {
+	Current  int `json:"current"`
+	Pending  int `json:"pending,omitempty"`
+	Previous int `json:"previous,omitempty"`
+}
+
+// VaultInput asks to move the stage labels of a Vault path.
+type VaultInput struct {
+	Vault   VaultPlan `json:"vault"`
+	Version int       `json:"version"`
+	// Restore is what compensation puts back: the labels promote found.
+	Restore VaultLabels `json:"restore,omitzero"`
+}
+
+// APIKeysPlan is where an apikeys target's keys are staged and what
+// revoking the old ones needs.
+type APIKeysPlan struct {
+	Providers []ProviderPlan `json:"providers"`
+	// StagingSecret is the short-lived Secret that holds staged keys when
+	// the target has no Vault path; with one, they are at <path>/staged.
+	StagingSecret string        `json:"stagingSecret,omitempty"`
+	StageTimeout  time.Duration `json:"stageTimeout"`
+	Probe         bool          `json:"probe,omitempty"`
+}
+
+// ProviderPlan is one provider of an apikeys target.
+type ProviderPlan struct {
+	Name    string `json:"name"`
+	Key     string `json:"key"`
+	BaseURL string `json:"baseURL"`
+	// Admin says an admin key is configured, so retire revokes the old
+	// key through the provider's admin API.
+	Admin bool `json:"admin,omitempty"`
+	// OldKeyID is the provider's id of the key in use before the
+	// rotation, found at preflight through the admin API (not a secret).
+	OldKeyID string `json:"oldKeyID,omitempty"`
+}
+
+// NeedsApproval lists the providers whose old key an engineer must revoke
+// in the console, because no admin key is configured.
+func (p *APIKeysPlan) NeedsApproval() []string {
+	var out []string
+	for _, pr := range p.Providers {
+		if !pr.Admin {
+			out = append(out, pr.Name)
+		}
+	}
+	return out
+}
+
+// StagedKeys describes keys that passed the provider check, by fingerprint.
+type StagedKeys struct {
+	Fingerprints map[string]string `json:"fingerprints"`
+}
+
+// RevokeResult lists the keys revoked through admin APIs, by provider.
+type RevokeResult struct {
+	Revoked []string `json:"revoked"`
 }
 
 // PostgresPlan is where the database is and which role the new version

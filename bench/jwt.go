@@ -292,7 +292,7 @@ func rotatorJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
 	}
 	w := worker.New(s.e.temporal, s.target, worker.Options{})
 	workflows.Register(w)
-	activities.Register(w, &activities.Kube{Client: kc, Catalog: parsed}, &activities.Postgres{Kube: kc, Catalog: parsed})
+	activities.Register(w, activities.Deps{Kube: kc, Catalog: parsed})
 	if err := w.Start(); err != nil {
 		return r, err
 	}

@@ -161,7 +161,7 @@ func (e *env) newDBScenario(ctx context.Context, alternating bool) (*dbScenario,
 	}
 	s.worker = worker.New(e.temporal, s.taskQueue, worker.Options{})
 	workflows.Register(s.worker)
-	activities.Register(s.worker, &activities.Kube{Client: k, Catalog: parsed}, &activities.Postgres{Kube: k, Catalog: parsed})
+	activities.Register(s.worker, activities.Deps{Kube: k, Catalog: parsed})
 	if err := s.worker.Start(); err != nil {
 		return s, err
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -15,6 +16,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
+
+	"rotator/providers"
+	"rotator/vault"
 )
 
 // Kind names a family of secrets that share one way of rotating.
@@ -25,10 +29,11 @@ type Kind string
 const (
 	KindJWT      Kind = "jwt"
 	KindPostgres Kind = "postgres"
+	KindAPIKeys  Kind = "apikeys"
 )
 
 // Kinds returns every supported kind, in the order errors list them.
-func Kinds() []Kind { return []Kind{KindJWT, KindPostgres} }
+func Kinds() []Kind { return []Kind{KindJWT, KindPostgres, KindAPIKeys} }
 
 // The strategies of a postgres target.
 const (
@@ -49,12 +54,20 @@ const (
 	// Secret must stay well below etcd's 1 MiB object limit.
 	MaxJWTBytes = 4096
 	minJWTBytes = 32
+	// DefaultStageTimeout is how long an API-key rotation waits for the
+	// engineer to stage the new keys before it gives up, changing nothing.
+	DefaultStageTimeout = 72 * time.Hour
+	// DefaultVaultMount is where Vault mounts KV v2 unless told otherwise.
+	DefaultVaultMount = "secret"
+	// DefaultAdminKey is the data key of a provider admin Secret.
+	DefaultAdminKey = "admin-key"
 )
 
 // DefaultEvery is the runbook's cadence for each kind.
 var defaultEvery = map[Kind]time.Duration{
 	KindJWT:      90 * 24 * time.Hour,
 	KindPostgres: 90 * 24 * time.Hour,
+	KindAPIKeys:  180 * 24 * time.Hour,
 }
 
 // WorkloadKinds are the consumer kinds whose pod templates rotator repoints.
@@ -62,7 +75,39 @@ var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet"}
 
 // Catalog is the parsed and validated targets file.
 type Catalog struct {
+	// Vault says how the worker logs in to Vault; its address, namespace
+	// and TLS settings come from Vault's own environment variables
+	// (VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, ...).
+	Vault   *Vault   `json:"vault,omitempty"`
 	Targets []Target `json:"targets"`
+}
+
+// Vault configures the worker's Vault login.
+type Vault struct {
+	Auth VaultAuth `json:"auth"`
+}
+
+// VaultAuth selects the auth method: token (VAULT_TOKEN, for development)
+// or kubernetes (the worker's ServiceAccount token, in a cluster).
+type VaultAuth struct {
+	Method string `json:"method,omitempty"`
+	// Role is the Vault role of the kubernetes method.
+	Role string `json:"role,omitempty"`
+	// MountPath is where the kubernetes method is mounted (default kubernetes).
+	MountPath string `json:"mountPath,omitempty"`
+	// TokenPath is the ServiceAccount token file (default the projected one).
+	TokenPath string `json:"tokenPath,omitempty"`
+}
+
+// The Vault auth methods the worker supports.
+const (
+	VaultAuthToken      = "token"
+	VaultAuthKubernetes = "kubernetes"
+)
+
+// UsesVault reports whether any target records its versions in Vault.
+func (c *Catalog) UsesVault() bool {
+	return slices.ContainsFunc(c.Targets, func(t Target) bool { return t.Vault != nil })
 }
 
 // Target is one secret that rotator rotates.
@@ -85,6 +130,10 @@ type Target struct {
 	JWT *JWT `json:"jwt,omitempty"`
 	// Postgres configures the postgres kind.
 	Postgres *Postgres `json:"postgres,omitempty"`
+	// APIKeys configures the apikeys kind.
+	APIKeys *APIKeys `json:"apiKeys,omitempty"`
+	// Vault, when set, records every version in Vault KV v2 as well.
+	Vault *VaultPath `json:"vault,omitempty"`
 	// Consumers lists workloads explicitly; they are discovered when empty.
 	Consumers []Consumer `json:"consumers,omitempty"`
 }
@@ -122,6 +171,61 @@ type Postgres struct {
 	AdminSecret *SecretRef `json:"adminSecret,omitempty"`
 	// DSNKey, when set, adds a postgres:// URL under that data key.
 	DSNKey string `json:"dsnKey,omitempty"`
+}
+
+// VaultPath is where a target's versions are recorded in Vault: each new
+// version is a KV v2 version of mount/path, with stage labels in the path's
+// custom_metadata.
+type VaultPath struct {
+	// Mount is the KV v2 mount (default secret).
+	Mount string `json:"mount,omitempty"`
+	// Path is the secret's path inside the mount.
+	Path string `json:"path"`
+}
+
+// APIKeys configures an apikeys target: one Secret holding the keys of
+// several LLM providers, each obtained by an engineer from the provider's
+// console.
+type APIKeys struct {
+	Providers []Provider `json:"providers"`
+	// Probe is the HTTP check run after promote (the runbook's curl).
+	Probe *Probe `json:"probe,omitempty"`
+	// StageTimeout bounds the wait for the engineer's keys (default 72h).
+	StageTimeout Duration `json:"stageTimeout,omitempty"`
+}
+
+// Provider is one LLM provider whose key the Secret holds.
+type Provider struct {
+	// Name is openai or anthropic.
+	Name string `json:"name"`
+	// Key is the Secret's data key (default <name>-api-key).
+	Key string `json:"key,omitempty"`
+	// BaseURL is the provider's API (default its public one).
+	BaseURL string `json:"baseURL,omitempty"`
+	// Admin, when set, lets rotator revoke the old key at retire;
+	// without it the engineer revokes it and approves.
+	Admin *ProviderAdmin `json:"admin,omitempty"`
+}
+
+// ProviderAdmin is where a provider's admin key is kept.
+type ProviderAdmin struct {
+	Secret SecretRef `json:"secret"`
+	// Key is the data key of the admin key (default admin-key).
+	Key string `json:"key,omitempty"`
+	// ProjectID is the OpenAI project that owns the keys.
+	ProjectID string `json:"projectID,omitempty"`
+}
+
+// Probe is an HTTP request that must succeed once consumers run on the new
+// keys.
+type Probe struct {
+	URL string `json:"url"`
+	// Method is GET (default), HEAD or POST.
+	Method string `json:"method,omitempty"`
+	// Body is sent with POST.
+	Body string `json:"body,omitempty"`
+	// ExpectStatus is the status a healthy answer has (default 200).
+	ExpectStatus int `json:"expectStatus,omitempty"`
 }
 
 // SecretRef names a Secret outside the target.
@@ -244,6 +348,11 @@ func (c *Catalog) validate() error {
 		return errors.New("targets: the list is empty: add at least one target")
 	}
 	var errs []error
+	if c.Vault != nil {
+		if err := c.Vault.check(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	seen := map[string]int{}
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -290,6 +399,35 @@ func (t *Target) applyDefaults() {
 		}
 		if p.Strategy == StrategyAlternating && len(p.Users) == 0 && p.Role != "" {
 			p.Users = []string{p.Role + "_a", p.Role + "_b"}
+		}
+	}
+	if t.Vault != nil && t.Vault.Mount == "" {
+		t.Vault.Mount = DefaultVaultMount
+	}
+	if t.Kind == KindAPIKeys && t.APIKeys != nil {
+		a := t.APIKeys
+		if !a.StageTimeout.set {
+			a.StageTimeout.Duration = DefaultStageTimeout
+		}
+		for i := range a.Providers {
+			p := &a.Providers[i]
+			if p.Key == "" && p.Name != "" {
+				p.Key = p.Name + "-api-key"
+			}
+			if p.BaseURL == "" {
+				p.BaseURL = providers.DefaultBaseURL(p.Name)
+			}
+			if p.Admin != nil && p.Admin.Key == "" {
+				p.Admin.Key = DefaultAdminKey
+			}
+		}
+		if a.Probe != nil {
+			if a.Probe.Method == "" {
+				a.Probe.Method = "GET"
+			}
+			if a.Probe.ExpectStatus == 0 {
+				a.Probe.ExpectStatus = 200
+			}
 		}
 	}
 	if t.Kind == KindJWT {
@@ -357,6 +495,25 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 	}
 	if t.Kind == KindPostgres && t.Key != "password" {
 		fail("key", "a postgres Secret holds username and password: remove key or set key: password")
+	}
+	switch {
+	case t.Kind == KindAPIKeys && t.APIKeys == nil:
+		fail("apiKeys", "is required for kind apikeys: add apiKeys: {providers: [{name: openai}, {name: anthropic}]}")
+	case t.Kind == KindAPIKeys:
+		if t.Key != "" {
+			fail("key", "an apikeys Secret holds one key per provider: remove key and set apiKeys.providers[i].key instead")
+		}
+		t.APIKeys.check(fail)
+		if len(t.APIKeys.Providers) > 0 {
+			// The first provider's key stands for the version in
+			// fingerprints and status.
+			t.Key = t.APIKeys.Providers[0].Key
+		}
+	case t.APIKeys != nil:
+		fail("apiKeys", "is only valid for kind apikeys: remove it or set kind: apikeys")
+	}
+	if t.Vault != nil {
+		checkVaultPath(t.Vault, fail)
 	}
 	seen := map[Consumer]bool{}
 	for i, c := range t.Consumers {
@@ -426,12 +583,7 @@ func (p *Postgres) check(fail func(field, format string, args ...any)) {
 		if p.AdminSecret == nil {
 			fail("postgres.adminSecret", "is required for alternating-users: a Secret with username and password of a role with CREATEROLE, e.g. {namespace: rotator, name: postgres-admin}")
 		} else {
-			if msgs := validation.IsDNS1123Label(p.AdminSecret.Namespace); len(msgs) > 0 {
-				fail("postgres.adminSecret.namespace", "%q is not a valid namespace: %s", truncate(p.AdminSecret.Namespace), strings.Join(msgs, "; "))
-			}
-			if msgs := validation.IsDNS1123Subdomain(p.AdminSecret.Name); len(msgs) > 0 {
-				fail("postgres.adminSecret.name", "%q is not a valid Secret name: %s", truncate(p.AdminSecret.Name), strings.Join(msgs, "; "))
-			}
+			checkSecretRef("postgres.adminSecret", *p.AdminSecret, fail)
 		}
 	default:
 		fail("postgres.strategy", "%q is not a strategy: use %s or %s", truncate(p.Strategy), StrategySingleUser, StrategyAlternating)
@@ -443,6 +595,103 @@ func (p *Postgres) check(fail func(field, format string, args ...any)) {
 			fail("postgres.dsnKey", "%q would overwrite the %s key: choose another, e.g. DATABASE_URL", p.DSNKey, p.DSNKey)
 		}
 	}
+}
+
+func (a *APIKeys) check(fail func(field, format string, args ...any)) {
+	if len(a.Providers) == 0 {
+		fail("apiKeys.providers", "is empty: list the providers whose keys the Secret holds, e.g. [{name: openai}, {name: anthropic}]")
+	}
+	names, keys := map[string]int{}, map[string]int{}
+	for i, p := range a.Providers {
+		field := fmt.Sprintf("apiKeys.providers[%d]", i)
+		switch {
+		case p.Name == "":
+			fail(field+".name", "is required: use one of %s", strings.Join(providers.Names(), ", "))
+		case !slices.Contains(providers.Names(), p.Name):
+			fail(field+".name", "%q is not a provider rotator knows: use one of %s", truncate(p.Name), strings.Join(providers.Names(), ", "))
+		default:
+			if prev, dup := names[p.Name]; dup {
+				fail(field+".name", "%s is also providers[%d]: list each provider once", p.Name, prev)
+			}
+			names[p.Name] = i
+		}
+		if msgs := validation.IsConfigMapKey(p.Key); len(msgs) > 0 {
+			fail(field+".key", "%q is not a valid Secret data key: %s", truncate(p.Key), strings.Join(msgs, "; "))
+		} else if prev, dup := keys[p.Key]; dup {
+			fail(field+".key", "%q is also the key of providers[%d]: each provider needs its own data key", p.Key, prev)
+		}
+		keys[p.Key] = i
+		if p.Name != "" && p.BaseURL != "" {
+			if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				fail(field+".baseURL", "%q is not an http(s) URL: use e.g. %s", truncate(p.BaseURL), providers.DefaultBaseURL(p.Name))
+			}
+		}
+		if p.Admin != nil {
+			checkSecretRef(field+".admin.secret", p.Admin.Secret, fail)
+			if msgs := validation.IsConfigMapKey(p.Admin.Key); len(msgs) > 0 {
+				fail(field+".admin.key", "%q is not a valid Secret data key: %s", truncate(p.Admin.Key), strings.Join(msgs, "; "))
+			}
+			if p.Name == providers.OpenAI && p.Admin.ProjectID == "" {
+				fail(field+".admin.projectID", "is required for openai: the id (proj_...) of the project that owns the keys, from the project's settings page")
+			}
+			if p.Name != providers.OpenAI && p.Admin.ProjectID != "" {
+				fail(field+".admin.projectID", "is only used by openai: remove it")
+			}
+		}
+	}
+	if a.StageTimeout.set && a.StageTimeout.Duration <= 0 {
+		fail("apiKeys.stageTimeout", "%s must be positive, e.g. 72h", a.StageTimeout)
+	}
+	if pr := a.Probe; pr != nil {
+		if u, err := url.Parse(pr.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			fail("apiKeys.probe.url", "%q is not an http(s) URL: use the endpoint that exercises the keys, e.g. https://orchestrator.example.com/api/v1/workflows/execute", truncate(pr.URL))
+		}
+		if !slices.Contains([]string{"GET", "HEAD", "POST"}, pr.Method) {
+			fail("apiKeys.probe.method", "%q is not supported: use GET, HEAD or POST", truncate(pr.Method))
+		}
+		if pr.Body != "" && pr.Method != "POST" {
+			fail("apiKeys.probe.body", "is only sent with method POST: set method: POST or remove body")
+		}
+		if pr.ExpectStatus < 100 || pr.ExpectStatus > 599 {
+			fail("apiKeys.probe.expectStatus", "%d is not an HTTP status: use e.g. 200", pr.ExpectStatus)
+		}
+	}
+}
+
+func checkSecretRef(field string, r SecretRef, fail func(field, format string, args ...any)) {
+	if msgs := validation.IsDNS1123Label(r.Namespace); len(msgs) > 0 {
+		fail(field+".namespace", "%q is not a valid namespace: %s", truncate(r.Namespace), strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsDNS1123Subdomain(r.Name); len(msgs) > 0 {
+		fail(field+".name", "%q is not a valid Secret name: %s", truncate(r.Name), strings.Join(msgs, "; "))
+	}
+}
+
+// checkVaultPath refuses paths Vault would read differently from how they
+// are written; vault.CheckPath says which and how to fix them.
+func checkVaultPath(v *VaultPath, fail func(field, format string, args ...any)) {
+	if err := vault.CheckPath(v.Path); err != nil {
+		fail("vault.path", "%v", err)
+	}
+	if strings.Trim(v.Mount, "/") == "" || strings.Contains(v.Mount, "..") {
+		fail("vault.mount", "%q is not a mount path: use the KV v2 mount, e.g. secret", truncate(v.Mount))
+	}
+}
+
+func (v *Vault) check() error {
+	switch v.Auth.Method {
+	case "", VaultAuthToken:
+		if v.Auth.Role != "" {
+			return errors.New("vault.auth.role: is only used by method kubernetes: remove it or set method: kubernetes")
+		}
+	case VaultAuthKubernetes:
+		if v.Auth.Role == "" {
+			return errors.New("vault.auth.role: is required for method kubernetes: the Vault role bound to the worker's ServiceAccount")
+		}
+	default:
+		return fmt.Errorf("vault.auth.method: %q is not supported: use token or kubernetes", truncate(v.Auth.Method))
+	}
+	return nil
 }
 
 func kindList() string {

@@ -173,3 +173,77 @@ func TestParsePostgresErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParseAPIKeysAndVault(t *testing.T) {
+	c, err := catalog.Parse([]byte(`
+vault:
+  auth: {method: kubernetes, role: rotator}
+targets:
+  - name: llm
+    kind: apikeys
+    namespace: ns
+    secret: llm-keys
+    vault: {path: ns/llm}
+    apiKeys:
+      providers:
+        - name: openai
+          admin: {secret: {namespace: rotator, name: openai-admin}, projectID: proj_abc}
+        - name: anthropic
+          key: claude
+          baseURL: http://127.0.0.1:9999
+      probe: {url: "https://app.example.com/api/v1/workflows/execute", method: POST, body: "{}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.Target("llm")
+	a := got.APIKeys
+	if got.Key != "openai-api-key" || a.Providers[0].Key != "openai-api-key" || a.Providers[1].Key != "claude" ||
+		a.Providers[0].BaseURL != "https://api.openai.com" || a.Providers[1].BaseURL != "http://127.0.0.1:9999" ||
+		a.Providers[0].Admin.Key != "admin-key" || a.StageTimeout.Duration != 72*time.Hour ||
+		a.Probe.ExpectStatus != 200 || got.Every.Duration != 180*24*time.Hour {
+		t.Errorf("defaults not applied: %+v %+v", got, a)
+	}
+	if got.Vault.Mount != "secret" || !c.UsesVault() || c.Vault.Auth.Role != "rotator" {
+		t.Errorf("vault defaults: %+v %+v", got.Vault, c.Vault)
+	}
+}
+
+func TestParseAPIKeysAndVaultErrors(t *testing.T) {
+	const head = "targets:\n  - name: a\n    kind: apikeys\n    namespace: ns\n    secret: s\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"no apiKeys", head, []string{"apiKeys: is required", "providers"}},
+		{"no providers", head + "    apiKeys: {providers: []}\n", []string{"apiKeys.providers", "is empty"}},
+		{"unknown provider", head + "    apiKeys: {providers: [{name: mistral}]}\n", []string{"apiKeys.providers[0].name", `"mistral"`, "openai, anthropic"}},
+		{"provider twice", head + "    apiKeys: {providers: [{name: openai}, {name: openai, key: other}]}\n", []string{"providers[1].name", "also providers[0]"}},
+		{"same data key", head + "    apiKeys: {providers: [{name: openai, key: k}, {name: anthropic, key: k}]}\n", []string{"providers[1].key", "own data key"}},
+		{"bad base URL", head + "    apiKeys: {providers: [{name: openai, baseURL: 'ftp://x'}]}\n", []string{"providers[0].baseURL", "https://api.openai.com"}},
+		{"openai admin without project", head + "    apiKeys: {providers: [{name: openai, admin: {secret: {namespace: rotator, name: adm}}}]}\n", []string{"admin.projectID", "proj_"}},
+		{"anthropic admin with project", head + "    apiKeys: {providers: [{name: anthropic, admin: {secret: {namespace: rotator, name: adm}, projectID: p}}]}\n", []string{"admin.projectID", "only used by openai"}},
+		{"bad admin secret", head + "    apiKeys: {providers: [{name: anthropic, admin: {secret: {namespace: Bad, name: adm}}}]}\n", []string{"admin.secret.namespace", `"Bad"`}},
+		{"key on apikeys", head + "    key: x\n    apiKeys: {providers: [{name: openai}]}\n", []string{"key:", "providers[i].key"}},
+		{"bad probe", head + "    apiKeys: {providers: [{name: openai}], probe: {url: 'not a url', method: PUT, body: x}}\n", []string{"probe.url", "probe.method", "probe.body"}},
+		{"apiKeys on jwt", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n    secret: s\n    apiKeys: {providers: [{name: openai}]}\n", []string{"apiKeys: is only valid for kind apikeys"}},
+		{"vault path missing", head + "    apiKeys: {providers: [{name: openai}]}\n    vault: {mount: secret}\n", []string{"vault.path", "is empty"}},
+		{"vault path dotdot", head + "    apiKeys: {providers: [{name: openai}]}\n    vault: {path: 'a/../b'}\n", []string{"vault.path", "relative segments"}},
+		{"vault path data prefix", head + "    apiKeys: {providers: [{name: openai}]}\n    vault: {path: data/x}\n", []string{"vault.path", "the KV v2 API's own prefix"}},
+		{"vault path staged", head + "    apiKeys: {providers: [{name: openai}]}\n    vault: {path: x/staged}\n", []string{"vault.path", "/staged"}},
+		{"vault auth method", "vault: {auth: {method: ldap}}\n" + head + "    apiKeys: {providers: [{name: openai}]}\n", []string{"vault.auth.method", `"ldap"`, "token or kubernetes"}},
+		{"vault kubernetes without role", "vault: {auth: {method: kubernetes}}\n" + head + "    apiKeys: {providers: [{name: openai}]}\n", []string{"vault.auth.role: is required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := catalog.Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("Parse accepted a bad catalog")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

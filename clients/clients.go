@@ -1,10 +1,11 @@
-// Package clients holds how the worker and the CLI connect to Temporal and
-// Kubernetes, from flags with the environment variables both tools'
-// ecosystems already use (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, KUBECONFIG).
+// Package clients holds how the worker and the CLI connect to Temporal,
+// Kubernetes and Vault, from flags with the environment variables those
+// tools' ecosystems already use (TEMPORAL_ADDRESS, KUBECONFIG, VAULT_ADDR).
 package clients
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"rotator/catalog"
+	"rotator/vault"
 )
 
 // Temporal says where the Temporal frontend is.
@@ -75,4 +81,18 @@ func KubeFor(cfg *rest.Config) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("create Kubernetes client: %w", err)
 	}
 	return c, nil
+}
+
+// Vault logs in to Vault as the catalog's vault.auth says (a token from
+// VAULT_TOKEN by default); address, namespace and TLS come from Vault's
+// own environment variables. The returned func stops token renewal.
+func Vault(ctx context.Context, cfg *catalog.Vault, log *slog.Logger) (*vaultapi.Client, func(), error) {
+	var a vault.Auth
+	if cfg != nil {
+		a = vault.Auth{Method: cfg.Auth.Method, Role: cfg.Auth.Role, MountPath: cfg.Auth.MountPath, TokenPath: cfg.Auth.TokenPath}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return vault.Connect(ctx, a, log)
 }

@@ -97,7 +97,7 @@ func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deploym
 	}
 	w := worker.New(devstack.temporal, f.taskQueue, worker.Options{})
 	workflows.Register(w)
-	activities.Register(w, &activities.Kube{Client: k, Catalog: parsed, HeartbeatEvery: time.Second}, &activities.Postgres{Kube: k, Catalog: parsed})
+	activities.Register(w, activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

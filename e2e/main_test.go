@@ -14,11 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"go.temporal.io/sdk/client"
 	"k8s.io/client-go/kubernetes"
+
+	vaultapi "github.com/hashicorp/vault/api"
 
 	"rotator/clients"
 )
@@ -27,6 +30,7 @@ import (
 type stack struct {
 	temporal client.Client
 	kube     kubernetes.Interface
+	vault    *vaultapi.Client
 	starter  string
 	env      []string
 	// logs holds everything the in-process workers logged, at debug level.
@@ -124,6 +128,10 @@ func setup() (*stack, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	vc, stopVault, err := clients.Vault(context.Background(), nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	dir, err := os.MkdirTemp("", "rotator-e2e")
 	if err != nil {
 		return nil, nil, err
@@ -134,7 +142,8 @@ func setup() (*stack, func(), error) {
 	if err := build.Run(); err != nil {
 		return nil, nil, fmt.Errorf("build starter: %w", err)
 	}
-	return &stack{temporal: tc, kube: kc, starter: bin, env: os.Environ(), logs: logs}, func() {
+	return &stack{temporal: tc, kube: kc, vault: vc, starter: bin, env: os.Environ(), logs: logs}, func() {
+		stopVault()
 		tc.Close()
 		os.RemoveAll(dir)
 	}, nil
@@ -148,8 +157,14 @@ func randomSuffix() string {
 
 // starter runs the CLI against the test's catalog and task queue.
 func (s *stack) runStarter(ctx context.Context, catalogPath, taskQueue string, args ...string) (string, error) {
+	return s.runStarterIn(ctx, "", catalogPath, taskQueue, args...)
+}
+
+// runStarterIn is runStarter with stdin, for stage-keys.
+func (s *stack) runStarterIn(ctx context.Context, stdin, catalogPath, taskQueue string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, s.starter, append([]string{"--catalog", catalogPath, "--task-queue", taskQueue}, args...)...)
 	cmd.Env = s.env
+	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -40,6 +42,18 @@ func printStatus(w io.Writer, st workflows.Status) {
 	for _, c := range st.Consumers {
 		row("consumer", fmt.Sprintf("%s: %s", c.Workload, c.State))
 	}
+	for _, p := range slices.Sorted(maps.Keys(st.StagedKeys)) {
+		row("staged key", fmt.Sprintf("%s: %s (accepted by the provider)", p, st.StagedKeys[p]))
+	}
+	if st.KeysError != "" {
+		row("keys refused", st.KeysError)
+	}
+	for _, r := range st.Revoked {
+		row("revoked", r)
+	}
+	if st.Reminder != "" {
+		row("waiting for you", st.Reminder)
+	}
 	if st.Approved != nil {
 		row("approved", decision(st.Approved))
 	}
@@ -59,6 +73,9 @@ func version(r *activities.SecretRef) string {
 	s := fmt.Sprintf("%s (v%d, ", r.Name, r.Version)
 	if r.Username != "" {
 		s += "user " + r.Username + ", "
+	}
+	if r.VaultVersion > 0 {
+		s += fmt.Sprintf("Vault v%d, ", r.VaultVersion)
 	}
 	return s + r.Fingerprint + ")"
 }

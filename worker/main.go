@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,16 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	deps := activities.Deps{Kube: kc, Catalog: cat}
+	if cat.UsesVault() || cat.Vault != nil {
+		vc, stop, err := clients.Vault(context.Background(), cat.Vault, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		deps.Vault = vc
+		log.Info("connected to Vault", "address", vc.Address())
+	}
 	tc, err := t.Dial(log)
 	if err != nil {
 		return err
@@ -61,7 +72,7 @@ func run(log *slog.Logger, args []string) error {
 		WorkerStopTimeout: 20 * time.Second,
 	})
 	workflows.Register(w)
-	activities.Register(w, &activities.Kube{Client: kc, Catalog: cat}, &activities.Postgres{Kube: kc, Catalog: cat})
+	activities.Register(w, deps)
 	log.Info("worker starting", "temporal", t.Address, "namespace", t.Namespace, "task_queue", t.TaskQueue,
 		"catalog", *catalogPath, "targets", len(cat.Targets))
 	if err := w.Run(worker.InterruptCh()); err != nil {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -32,6 +33,27 @@ func (r *rotation) handle(ctx workflow.Context) error {
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return r.canAbort(d) }},
 	); err != nil {
 		return fmt.Errorf("register abort update: %w", err)
+	}
+	if r.steps.obtain != nil {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateKeysStaged,
+			func(ctx workflow.Context, d Decision) (Status, error) { return r.keysStaged(ctx, d) },
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return r.canStageKeys(d) }},
+		); err != nil {
+			return fmt.Errorf("register keys-staged update: %w", err)
+		}
+		keysCh := workflow.GetSignalChannel(ctx, SignalKeysStaged)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			for {
+				var d Decision
+				keysCh.Receive(ctx, &d)
+				if err := r.canStageKeys(d); err != nil {
+					workflow.GetLogger(ctx).Warn("keys-staged signal ignored", "reason", err, "by", d.By)
+					continue
+				}
+				r.keysRequested++
+				workflow.GetLogger(ctx).Info("keys staged", "target", r.in.Target, "by", d.By)
+			}
+		})
 	}
 	approveCh := workflow.GetSignalChannel(ctx, SignalApprove)
 	abortCh := workflow.GetSignalChannel(ctx, SignalAbort)
@@ -78,7 +100,7 @@ func (r *rotation) canAbort(d Decision) error {
 	if d.By == "" {
 		return fmt.Errorf(`by: is required: say who aborts, e.g. {"by": "alice", "reason": "errors after rollout"}`)
 	}
-	abortable := []Step{StepPreflight, StepStage, StepApply, StepPromote, StepVerify, StepGrace}
+	abortable := []Step{StepPreflight, StepAwaitKeys, StepStage, StepApply, StepPromote, StepVerify, StepGrace}
 	if !slices.Contains(abortable, r.st.Step) {
 		return fmt.Errorf("rotation of %s is in step %s: abort is possible until grace ends, not after", r.in.Target, r.st.Step)
 	}
@@ -110,4 +132,32 @@ func (r *rotation) abort(ctx workflow.Context, d Decision) {
 	if r.cancelSteps != nil {
 		r.cancelSteps()
 	}
+}
+
+func (r *rotation) canStageKeys(d Decision) error {
+	if d.By == "" {
+		return fmt.Errorf(`by: is required: say who staged the keys, e.g. {"by": "alice"}`)
+	}
+	if r.st.Step != StepAwaitKeys {
+		return fmt.Errorf("rotation of %s is in step %s, not %s: keys can be staged only while it waits for them", r.in.Target, r.st.Step, StepAwaitKeys)
+	}
+	return nil
+}
+
+// keysStaged asks the rotation to check the staged keys and answers with
+// the providers' verdict, so `starter stage-keys` can say at once whether
+// a key was refused.
+func (r *rotation) keysStaged(ctx workflow.Context, d Decision) (Status, error) {
+	r.keysRequested++
+	n := r.keysRequested
+	workflow.GetLogger(ctx).Info("keys staged", "target", r.in.Target, "by", d.By)
+	if err := workflow.Await(ctx, func() bool {
+		return r.keysChecked >= n || r.st.Aborted != nil || r.st.Step != StepAwaitKeys
+	}); err != nil {
+		return r.st, err
+	}
+	if r.st.Step == StepAwaitKeys && r.keysErr != "" {
+		return r.st, errors.New(r.keysErr)
+	}
+	return r.st, nil
 }

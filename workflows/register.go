@@ -11,6 +11,7 @@ import (
 const (
 	TypeRotateJWTSecret        = "RotateJWTSecret"
 	TypeRotateDatabasePassword = "RotateDatabasePassword"
+	TypeRotateAPIKeys          = "RotateAPIKeys"
 )
 
 // TypeFor returns the workflow type that rotates targets of the kind.
@@ -20,6 +21,8 @@ func TypeFor(kind catalog.Kind) (string, bool) {
 		return TypeRotateJWTSecret, true
 	case catalog.KindPostgres:
 		return TypeRotateDatabasePassword, true
+	case catalog.KindAPIKeys:
+		return TypeRotateAPIKeys, true
 	}
 	return "", false
 }
@@ -28,4 +31,5 @@ func TypeFor(kind catalog.Kind) (string, bool) {
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RotateJWTSecret, workflow.RegisterOptions{Name: TypeRotateJWTSecret})
 	r.RegisterWorkflowWithOptions(RotateDatabasePassword, workflow.RegisterOptions{Name: TypeRotateDatabasePassword})
+	r.RegisterWorkflowWithOptions(RotateAPIKeys, workflow.RegisterOptions{Name: TypeRotateAPIKeys})
 }

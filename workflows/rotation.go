@@ -27,6 +27,11 @@ const (
 	UpdateAbort = "abort"
 	// QueryStatus returns the Status.
 	QueryStatus = "status"
+	// SignalKeysStaged and UpdateKeysStaged tell an API-key rotation that
+	// the engineer staged the new keys; the Update answers with the
+	// providers' verdict.
+	SignalKeysStaged = "keys-staged"
+	UpdateKeysStaged = "keys-staged"
 )
 
 // Search attributes every rotation keeps up to date, for the UI's filters.
@@ -66,6 +71,7 @@ type Step string
 // The steps of the skeleton, in order, and the ends a rotation can reach.
 const (
 	StepPreflight    Step = "preflight"
+	StepAwaitKeys    Step = "awaiting-keys"
 	StepStage        Step = "stage"
 	StepApply        Step = "apply"
 	StepPromote      Step = "promote"
@@ -101,7 +107,15 @@ type Status struct {
 	Consumers     []ConsumerStatus      `json:"consumers,omitempty"`
 	Approved      *Decision             `json:"approved,omitempty"`
 	Aborted       *Decision             `json:"aborted,omitempty"`
-	Error         string                `json:"error,omitempty"`
+	// Reminder says what the rotation waits for from a person, if anything.
+	Reminder string `json:"reminder,omitempty"`
+	// KeysError is why the last staged keys were refused.
+	KeysError string `json:"keysError,omitempty"`
+	// StagedKeys are the fingerprints of the verified new keys, by provider.
+	StagedKeys map[string]string `json:"stagedKeys,omitempty"`
+	// Revoked lists old keys revoked through provider admin APIs.
+	Revoked []string `json:"revoked,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // kindSteps is what a kind adds to the skeleton. Every hook is optional:
@@ -110,6 +124,9 @@ type kindSteps struct {
 	kind catalog.Kind
 	// preflight checks the backing system and completes r.plan.
 	preflight func(ctx workflow.Context, r *rotation) error
+	// obtain waits for material a person provides (API keys) and checks
+	// it before anything changes.
+	obtain func(ctx workflow.Context, r *rotation) error
 	// apply makes the backing system accept the staged version.
 	apply func(ctx workflow.Context, r *rotation) error
 	// undoApply reverts apply during compensation.
@@ -118,6 +135,8 @@ type kindSteps struct {
 	verify func(ctx workflow.Context, r *rotation) error
 	// revoke invalidates the old material at retire.
 	revoke func(ctx workflow.Context, r *rotation) error
+	// cleanup removes leftovers (staged keys) when a rotation fails.
+	cleanup func(ctx workflow.Context, r *rotation) error
 }
 
 // rotation is the state of one run of the skeleton.
@@ -130,9 +149,20 @@ type rotation struct {
 	// What has changed so far, so compensation undoes exactly that.
 	staged, applied, promoted bool
 	cancelSteps               workflow.CancelFunc
+	// vaultPrior are the Vault labels promote replaced.
+	vaultPrior activities.VaultLabels
+	// approvalRequired holds retire until an engineer approves, e.g.
+	// because old keys must be revoked by hand.
+	approvalRequired string
+	// keys-staged bookkeeping: requests received, checks done, last verdict.
+	keysRequested, keysChecked int
+	keysErr                    string
 }
 
-var kube *activities.Kube
+var (
+	kube  *activities.Kube
+	vault *activities.Vault
+)
 
 // run is the skeleton every kind shares.
 func run(ctx workflow.Context, in RotateInput, steps kindSteps) (Status, error) {
@@ -159,7 +189,7 @@ func run(ctx workflow.Context, in RotateInput, steps kindSteps) (Status, error) 
 	if err := r.change(stepCtx); err != nil {
 		return r.compensate(ctx, err)
 	}
-	if !in.Emergency {
+	if !in.Emergency || r.approvalRequired != "" {
 		if err := r.awaitGrace(ctx); err != nil {
 			return r.compensate(ctx, err)
 		}
@@ -217,6 +247,12 @@ func (r *rotation) preflight(ctx workflow.Context) error {
 
 // change runs every step that moves consumers to the new version.
 func (r *rotation) change(ctx workflow.Context) error {
+	if r.steps.obtain != nil {
+		r.setStep(ctx, StepAwaitKeys)
+		if err := r.steps.obtain(ctx, r); err != nil {
+			return r.explain(StepAwaitKeys, err)
+		}
+	}
 	r.setStep(ctx, StepStage)
 	var staged activities.SecretRef
 	r.staged = true // set before the call: a timed-out create may still have landed
@@ -243,6 +279,13 @@ func (r *rotation) change(ctx workflow.Context) error {
 	}).Get(ctx, &promoted); err != nil {
 		return r.explain(StepPromote, err)
 	}
+	if r.plan.Vault != nil && workflow.GetVersion(ctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.ExecuteActivity(short(ctx), vault.PromoteVersion, activities.VaultInput{
+			Vault: *r.plan.Vault, Version: staged.VaultVersion,
+		}).Get(ctx, &r.vaultPrior); err != nil {
+			return r.explain(StepPromote, err)
+		}
+	}
 	r.setConsumers("rolling out")
 	if err := workflow.ExecuteActivity(rollout(ctx), kube.AwaitRollout,
 		activities.AwaitInput{Namespace: r.plan.Namespace, Rollouts: promoted.Rollouts}).Get(ctx, nil); err != nil {
@@ -268,11 +311,21 @@ func (r *rotation) change(ctx workflow.Context) error {
 // engineer approves, or an engineer aborts.
 func (r *rotation) awaitGrace(ctx workflow.Context) error {
 	r.setStep(ctx, StepGrace)
-	r.st.GraceDeadline = workflow.Now(ctx).Add(r.grace)
-	if _, err := workflow.AwaitWithTimeout(ctx, r.grace, func() bool {
-		return r.st.Approved != nil || r.st.Aborted != nil
-	}); err != nil {
-		return err
+	decided := func() bool { return r.st.Approved != nil || r.st.Aborted != nil }
+	if !r.in.Emergency {
+		r.st.GraceDeadline = workflow.Now(ctx).Add(r.grace)
+		if _, err := workflow.AwaitWithTimeout(ctx, r.grace, decided); err != nil {
+			return err
+		}
+	}
+	if r.approvalRequired != "" && !decided() {
+		// The timer alone cannot end this grace: only a person can say
+		// the old credential is gone where rotator cannot reach.
+		r.st.Reminder = r.approvalRequired
+		if err := workflow.Await(ctx, decided); err != nil {
+			return err
+		}
+		r.st.Reminder = ""
 	}
 	if r.st.Aborted != nil {
 		return errAborted
@@ -332,6 +385,23 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 	if r.applied && r.steps.undoApply != nil && len(errs) == 0 {
 		if err := r.steps.undoApply(dctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("undo apply: %w", err))
+		}
+	}
+	if r.staged && len(errs) == 0 && r.plan.Vault != nil && r.st.New != nil && r.st.New.VaultVersion > 0 &&
+		workflow.GetVersion(dctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
+		restore := r.vaultPrior
+		if !r.promoted {
+			restore = activities.VaultLabels{Current: r.st.Old.VaultVersion}
+		}
+		if err := workflow.ExecuteActivity(short(dctx), vault.RollbackVersion, activities.VaultInput{
+			Vault: *r.plan.Vault, Version: r.st.New.VaultVersion, Restore: restore,
+		}).Get(dctx, nil); err != nil {
+			errs = append(errs, fmt.Errorf("restore Vault labels of %s: %w", r.plan.Vault.Path, err))
+		}
+	}
+	if r.steps.cleanup != nil {
+		if err := r.steps.cleanup(dctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("clean up: %w", err))
 		}
 	}
 	// The new Secret is removed only once consumers are back on the old
