@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 GO_TEST_FLAGS ?=
 BENCH_RUNS ?= 3
 
-.PHONY: all build devstack demo demo-down test test-unit test-e2e lint replay-record bench clean
+.PHONY: all build devstack demo demo-down test test-unit test-e2e lint lint-docker replay-record bench clean
 
 all: build
 
@@ -39,18 +39,24 @@ test-unit:
 	cd devstack && go test -count=1 ./...
 
 test-e2e:
-	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/... ./vault/...
+	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/... ./vault/... ./pki/... ./deploy/...
 
-## lint: gofmt, go vet and staticcheck must be clean
-lint:
+## lint: gofmt, go vet and staticcheck must be clean; then lint-docker
+lint: lint-docker
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd devstack && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+## lint-docker: the Dockerfile (BuildKit's build checks, as `docker build --check`,
+## and rotator's rules), .dockerignore, docker-compose.yaml (compose-go) and
+## deploy/ (Roles in step with the catalog); no Docker engine or cluster needed
+lint-docker:
+	go test -short -count=1 -run 'Dockerfile|Dockerignore|Compose|Versions|GoVersion|Roles|ClusterCatalog|Deployment|VaultPolicy' ./deploy
+
 ## replay-record: rerun the e2e happy paths and store their histories for the replay test
 replay-record: devstack
-	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestAPIKeysWithVault' ./e2e -record-histories=$(CURDIR)/workflows/testdata
+	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestAPIKeysWithVault|TestCertificateScanRenewsShortLived' ./e2e -record-histories=$(CURDIR)/workflows/testdata
 
 clean:
 	rm -rf bin

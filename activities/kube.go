@@ -25,6 +25,7 @@ import (
 
 	"rotator/catalog"
 	"rotator/postgres"
+	"rotator/vault"
 )
 
 // Kube holds the Kubernetes client and the catalog; its methods are the
@@ -60,17 +61,20 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if in.Kind != "" && in.Kind != t.Kind {
 		return Plan{}, badInput("target %s is of kind %s, not %s: start the workflow for kind %s", t.Name, t.Kind, in.Kind, t.Kind)
 	}
-	if _, err := k.Client.CoreV1().Namespaces().Get(ctx, t.Namespace, metav1.GetOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return Plan{}, badInput("target %s: namespace: %q does not exist: fix namespace in rotator.yaml", t.Name, t.Namespace)
-		}
-		return Plan{}, classify(fmt.Errorf("get namespace %s: %w", t.Namespace, err))
-	}
 	current, next, err := k.versions(ctx, t)
 	if err != nil {
 		return Plan{}, err
 	}
-	consumers, err := k.consumers(ctx, t, current.Name)
+	var ings []string
+	if t.Kind == catalog.KindTLS {
+		if k.Vault == nil {
+			return Plan{}, badInput("target %s: tls: the worker has no Vault connection to issue certificates: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
+		}
+		if ings, err = (ingresses{k.Client}).referencing(ctx, t.Namespace, current.Name); err != nil {
+			return Plan{}, classify(err)
+		}
+	}
+	consumers, err := k.consumers(ctx, t, current.Name, len(ings) > 0)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -83,7 +87,14 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		Current:     current,
 		NextVersion: next,
 		Consumers:   consumers,
+		Ingresses:   ings,
 		Grace:       t.Grace.Duration,
+	}
+	if c := t.TLS; c != nil {
+		plan.TLS = &TLSPlan{Mount: c.Mount, Role: c.Role, CommonName: c.CommonName, DNSNames: c.DNSNames, IPs: c.IPs, TTL: c.TTL.Duration}
+		if c.Handshake != nil {
+			plan.TLS.Handshake, plan.TLS.ServerName = c.Handshake.Address, c.Handshake.ServerName
+		}
 	}
 	if t.JWT != nil {
 		plan.JWTBytes, plan.DualKey = t.JWT.Bytes, t.JWT.DualKey
@@ -91,6 +102,11 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if t.Vault != nil {
 		if k.Vault == nil {
 			return Plan{}, badInput("target %s: vault: the worker has no Vault connection: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
+		}
+		// A KV version 1 mount would take the writes silently under
+		// data/, so the mount is checked before anything is written.
+		if err := vault.NewStore(k.Vault, t.Vault.Mount).CheckMount(ctx); err != nil {
+			return Plan{}, vaultError(fmt.Errorf("target %s: vault.mount: %w", t.Name, err))
 		}
 		plan.Vault = &VaultPlan{Mount: t.Vault.Mount, Path: t.Vault.Path}
 	}
@@ -122,7 +138,9 @@ func (k *Kube) versions(ctx context.Context, t catalog.Target) (SecretRef, int, 
 	case 0:
 		base, err := secrets.Get(ctx, t.Secret, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return SecretRef{}, 0, badInput("target %s: secret: Secret %s/%s does not exist: create it or fix secret in rotator.yaml",
+			// The namespace is not read on its own: that would need a
+			// cluster-wide permission, and a missing namespace shows here.
+			return SecretRef{}, 0, badInput("target %s: secret: Secret %s/%s does not exist: create it, or fix secret or namespace in rotator.yaml",
 				t.Name, t.Namespace, t.Secret)
 		}
 		if err != nil {
@@ -149,7 +167,7 @@ func (k *Kube) versions(ctx context.Context, t catalog.Target) (SecretRef, int, 
 
 // consumers returns the catalog's consumers, each checked to exist and to
 // reference the Secret, or else every workload that references it.
-func (k *Kube) consumers(ctx context.Context, t catalog.Target, secret string) ([]Workload, error) {
+func (k *Kube) consumers(ctx context.Context, t catalog.Target, secret string, servedByIngress bool) ([]Workload, error) {
 	wl := k.workloads()
 	if len(t.Consumers) > 0 {
 		out := make([]Workload, 0, len(t.Consumers))
@@ -175,7 +193,7 @@ func (k *Kube) consumers(ctx context.Context, t catalog.Target, secret string) (
 	if err != nil {
 		return nil, classify(err)
 	}
-	if len(refs) == 0 {
+	if len(refs) == 0 && !servedByIngress {
 		return nil, badInput("target %s: no Deployment, StatefulSet or DaemonSet in namespace %s references Secret %s: check namespace and secret in rotator.yaml",
 			t.Name, t.Namespace, secret)
 	}
@@ -246,7 +264,7 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 			},
 			Annotations: annotations,
 		},
-		Type:      corev1.SecretTypeOpaque,
+		Type:      secretType(p.Kind),
 		Immutable: &immutable,
 		Data:      data,
 	}
@@ -326,6 +344,24 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 		activity.GetLogger(ctx).Info("repointed workload", "workload", c.String(), "from", in.From.Name,
 			"to", in.To.Name, "references", n, "generation", patched.meta.GetGeneration())
 		res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: patched.meta.GetGeneration(), Patched: true})
+	}
+	for _, name := range in.Ingresses {
+		n, err := (ingresses{k.Client}).repoint(ctx, in.Namespace, name, in.From.Name, in.To.Name, in.Reason)
+		if apierrors.IsNotFound(err) {
+			return res, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("ingress/%s was deleted during the rotation: restore it", name), ErrBadInput, err)
+		}
+		if err != nil {
+			var status apierrors.APIStatus
+			if !errors.As(err, &status) {
+				// Not the API's answer: the Ingress no longer serves either Secret.
+				return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrConflict, nil)
+			}
+			return res, classify(fmt.Errorf("repoint ingress/%s from %s to %s: %w", name, in.From.Name, in.To.Name, err), isTestFailed)
+		}
+		if n > 0 {
+			activity.GetLogger(ctx).Info("repointed ingress", "ingress", name, "from", in.From.Name, "to", in.To.Name, "entries", n)
+		}
 	}
 	if err := k.setStage(ctx, in.Namespace, in.To.Name, StageCurrent); err != nil {
 		return res, err
@@ -435,6 +471,26 @@ func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) error {
 			fmt.Sprintf("%s still reference%s the old Secret %s: add %s to the target's consumers or repoint it",
 				joinWorkloads(stale), plural(len(stale)), in.Old.Name, joinWorkloads(stale)), ErrStillInUse, nil)
 	}
+	if len(in.Ingresses) > 0 {
+		g := ingresses{k.Client}
+		stale, err := g.referencing(ctx, in.Namespace, in.Old.Name)
+		if err != nil {
+			return classify(err)
+		}
+		if len(stale) > 0 {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("ingress %s still serve%s the old Secret %s: repoint it", strings.Join(stale, ", "), plural(len(stale)), in.Old.Name), ErrStillInUse, nil)
+		}
+		serving, err := g.referencing(ctx, in.Namespace, in.New.Name)
+		if err != nil {
+			return classify(err)
+		}
+		for _, name := range in.Ingresses {
+			if !slices.Contains(serving, name) {
+				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("ingress/%s does not serve the new Secret %s", name, in.New.Name), ErrConflict, nil)
+			}
+		}
+	}
 	for _, c := range in.Consumers {
 		if !slices.Contains(current, c) {
 			return temporal.NewNonRetryableApplicationError(
@@ -463,6 +519,17 @@ func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, 
 	}
 	if err != nil {
 		return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
+	}
+	if s.Type == corev1.SecretTypeTLS {
+		served, err := (ingresses{k.Client}).referencing(ctx, in.Secret.Namespace, in.Secret.Name)
+		if err != nil {
+			return RetireResult{}, classify(err)
+		}
+		if len(served) > 0 {
+			return RetireResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("Secret %s is still served by ingress %s: it was kept; repoint the Ingress, then delete it by hand",
+					in.Secret.Name, strings.Join(served, ", ")), ErrStillInUse, nil)
+		}
 	}
 	if in.StagedByRun != "" && s.Annotations[AnnotationRunID] != in.StagedByRun {
 		activity.GetLogger(ctx).Info("kept Secret not staged by this run", "secret", in.Secret.Name)
@@ -537,4 +604,13 @@ func plural(n int) string {
 		return "s"
 	}
 	return ""
+}
+
+// secretType keeps a certificate a kubernetes.io/tls Secret, which is what
+// Ingress controllers require.
+func secretType(kind catalog.Kind) corev1.SecretType {
+	if kind == catalog.KindTLS {
+		return corev1.SecretTypeTLS
+	}
+	return corev1.SecretTypeOpaque
 }

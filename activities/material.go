@@ -60,9 +60,14 @@ func newMaterial(p Plan) (map[string][]byte, error) {
 }
 
 // material is the data of the new version: generated for jwt and
-// postgres, the engineer's staged keys for apikeys.
+// postgres, issued by Vault's PKI for tls, the engineer's staged keys for
+// apikeys.
 func (k *Kube) material(ctx context.Context, p Plan) (map[string][]byte, error) {
-	if p.Kind != catalog.KindAPIKeys {
+	switch p.Kind {
+	case catalog.KindTLS:
+		return k.issue(ctx, p)
+	case catalog.KindAPIKeys:
+	default:
 		return newMaterial(p)
 	}
 	t, err := k.Catalog.Target(p.Target)

@@ -62,10 +62,20 @@ func repointPatch(templatePath string, spec *corev1.PodSpec, annotations map[str
 	if len(paths) == 0 {
 		return nil, 0, nil
 	}
+	full := make([]string, len(paths))
+	for i, p := range paths {
+		full[i] = templatePath + "/spec" + p
+	}
+	b, err := guardedReplace(full, annotations, from, to, cause)
+	return b, len(paths), err
+}
+
+// guardedReplace replaces the value at each path, each guarded by a test of
+// the old value, and records the cause in the change-cause annotation.
+func guardedReplace(paths []string, annotations map[string]string, from, to, cause string) ([]byte, error) {
 	ops := make([]patchOp, 0, 2*len(paths)+1)
 	for _, p := range paths {
-		full := templatePath + "/spec" + p
-		ops = append(ops, patchOp{Op: "test", Path: full, Value: from}, patchOp{Op: "replace", Path: full, Value: to})
+		ops = append(ops, patchOp{Op: "test", Path: p, Value: from}, patchOp{Op: "replace", Path: p, Value: to})
 	}
 	if annotations == nil {
 		ops = append(ops, patchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{AnnotationChangeCause: cause}})
@@ -74,9 +84,9 @@ func repointPatch(templatePath string, spec *corev1.PodSpec, annotations map[str
 	}
 	b, err := json.Marshal(ops)
 	if err != nil {
-		return nil, 0, fmt.Errorf("encode patch: %w", err)
+		return nil, fmt.Errorf("encode patch: %w", err)
 	}
-	return b, len(paths), nil
+	return b, nil
 }
 
 // escapePointer escapes a JSON pointer token (RFC 6901).

@@ -29,4 +29,5 @@ func Register(r worker.ActivityRegistry, d Deps) {
 	r.RegisterActivity(&Postgres{Kube: d.Kube, Catalog: d.Catalog})
 	r.RegisterActivity(&APIKeys{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HTTP: d.HTTP})
 	r.RegisterActivity(&Vault{Client: d.Vault})
+	r.RegisterActivity(&TLS{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault})
 }

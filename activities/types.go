@@ -102,6 +102,64 @@ type Plan struct {
 	APIKeys *APIKeysPlan `json:"apiKeys,omitempty"`
 	// Vault is where versions are recorded, when the target has a path.
 	Vault *VaultPlan `json:"vault,omitempty"`
+	// Ingresses serve the current Secret in tls[].secretName (tls only).
+	Ingresses []string `json:"ingresses,omitempty"`
+	// TLS is what a tls target's new certificate must be.
+	TLS *TLSPlan `json:"tls,omitempty"`
+}
+
+// TLSPlan is what Vault's PKI engine issues for a tls target.
+type TLSPlan struct {
+	Mount      string        `json:"mount"`
+	Role       string        `json:"role"`
+	CommonName string        `json:"commonName"`
+	DNSNames   []string      `json:"dnsNames,omitempty"`
+	IPs        []string      `json:"ips,omitempty"`
+	TTL        time.Duration `json:"ttl"`
+	// Handshake is host:port whose server must present the new
+	// certificate, with the SNI name to ask for.
+	Handshake  string `json:"handshake,omitempty"`
+	ServerName string `json:"serverName,omitempty"`
+}
+
+// Names are every name the certificate must cover.
+func (t *TLSPlan) Names() []string {
+	return append(append([]string{t.CommonName}, t.DNSNames...), t.IPs...)
+}
+
+// CertInput names the new version of a tls target to check.
+type CertInput struct {
+	Plan Plan      `json:"plan"`
+	New  SecretRef `json:"new"`
+}
+
+// CertInfo describes a certificate without its key: what status shows.
+type CertInfo struct {
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"notAfter"`
+	Names    []string  `json:"names,omitempty"`
+}
+
+// ScanInput asks for the expiry of every tls target's current certificate
+// as of Now (the scan workflow's clock).
+type ScanInput struct {
+	Now time.Time `json:"now"`
+}
+
+// CertState is one tls target's current certificate as the scan found it.
+type CertState struct {
+	Target   string    `json:"target"`
+	Secret   string    `json:"secret,omitempty"`
+	NotAfter time.Time `json:"notAfter,omitzero"`
+	Due      bool      `json:"due,omitempty"`
+	Expired  bool      `json:"expired,omitempty"`
+	// Error is why the certificate could not be read or parsed.
+	Error string `json:"error,omitempty"`
+}
+
+// ScanResult lists every tls target's state.
+type ScanResult struct {
+	Certificates []CertState `json:"certificates"`
 }
 
 // VaultPlan is the KV v2 path that records a target's versions.
@@ -206,6 +264,8 @@ type PromoteInput struct {
 	From      SecretRef  `json:"from"`
 	To        SecretRef  `json:"to"`
 	Consumers []Workload `json:"consumers"`
+	// Ingresses are repointed too (tls targets).
+	Ingresses []string `json:"ingresses,omitempty"`
 	// Reason is written to each workload's change-cause annotation.
 	Reason string `json:"reason"`
 }
@@ -235,6 +295,7 @@ type VerifyInput struct {
 	Old       SecretRef  `json:"old"`
 	New       SecretRef  `json:"new"`
 	Consumers []Workload `json:"consumers"`
+	Ingresses []string   `json:"ingresses,omitempty"`
 }
 
 // RetireInput asks to delete a Secret version nothing references any more.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -30,10 +31,11 @@ const (
 	KindJWT      Kind = "jwt"
 	KindPostgres Kind = "postgres"
 	KindAPIKeys  Kind = "apikeys"
+	KindTLS      Kind = "tls"
 )
 
 // Kinds returns every supported kind, in the order errors list them.
-func Kinds() []Kind { return []Kind{KindJWT, KindPostgres, KindAPIKeys} }
+func Kinds() []Kind { return []Kind{KindJWT, KindPostgres, KindAPIKeys, KindTLS} }
 
 // The strategies of a postgres target.
 const (
@@ -61,6 +63,15 @@ const (
 	DefaultVaultMount = "secret"
 	// DefaultAdminKey is the data key of a provider admin Secret.
 	DefaultAdminKey = "admin-key"
+	// DefaultRenewBefore is the runbook's "30 days before expiry".
+	DefaultRenewBefore = 30 * 24 * time.Hour
+	// DefaultCertTTL is how long a renewed certificate is valid unless
+	// the target says otherwise; the PKI role may cap it.
+	DefaultCertTTL = 90 * 24 * time.Hour
+	// DefaultPKIMount is where Vault's PKI engine is usually mounted.
+	DefaultPKIMount = "pki"
+	// TLSCertKey is the data key of a kubernetes.io/tls Secret's chain.
+	TLSCertKey = "tls.crt"
 )
 
 // DefaultEvery is the runbook's cadence for each kind.
@@ -68,6 +79,8 @@ var defaultEvery = map[Kind]time.Duration{
 	KindJWT:      90 * 24 * time.Hour,
 	KindPostgres: 90 * 24 * time.Hour,
 	KindAPIKeys:  180 * 24 * time.Hour,
+	// tls targets renew when the daily scan finds them due, not on a
+	// fixed cadence.
 }
 
 // WorkloadKinds are the consumer kinds whose pod templates rotator repoints.
@@ -132,6 +145,8 @@ type Target struct {
 	Postgres *Postgres `json:"postgres,omitempty"`
 	// APIKeys configures the apikeys kind.
 	APIKeys *APIKeys `json:"apiKeys,omitempty"`
+	// TLS configures the tls kind.
+	TLS *TLS `json:"tls,omitempty"`
 	// Vault, when set, records every version in Vault KV v2 as well.
 	Vault *VaultPath `json:"vault,omitempty"`
 	// Consumers lists workloads explicitly; they are discovered when empty.
@@ -214,6 +229,43 @@ type ProviderAdmin struct {
 	Key string `json:"key,omitempty"`
 	// ProjectID is the OpenAI project that owns the keys.
 	ProjectID string `json:"projectID,omitempty"`
+}
+
+// TLS configures a tls target: what Vault's PKI engine issues, and when the
+// daily scan renews it.
+type TLS struct {
+	// Mount is the PKI engine's mount (default pki).
+	Mount string `json:"mount,omitempty"`
+	// Role is the PKI role that issues the certificate.
+	Role string `json:"role"`
+	// CommonName is the certificate's CN; it is also a DNS SAN.
+	CommonName string `json:"commonName"`
+	// DNSNames are further DNS SANs.
+	DNSNames []string `json:"dnsNames,omitempty"`
+	// IPs are IP SANs.
+	IPs []string `json:"ips,omitempty"`
+	// TTL is the new certificate's lifetime (default 90 days).
+	TTL Duration `json:"ttl,omitempty"`
+	// RenewBefore is how long before NotAfter the scan renews (default 720h).
+	RenewBefore Duration `json:"renewBefore,omitempty"`
+	// Handshake, when set, is an address whose TLS server must present the
+	// new certificate once consumers rolled out.
+	Handshake *Handshake `json:"handshake,omitempty"`
+}
+
+// Names returns every name the certificate must cover: the common name,
+// the DNS SANs and the IPs.
+func (t *TLS) Names() []string {
+	names := append([]string{t.CommonName}, t.DNSNames...)
+	return append(names, t.IPs...)
+}
+
+// Handshake is where verify dials to see the served certificate.
+type Handshake struct {
+	// Address is host:port as the worker reaches it.
+	Address string `json:"address"`
+	// ServerName is the SNI name (default the common name).
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // Probe is an HTTP request that must succeed once consumers run on the new
@@ -430,6 +482,24 @@ func (t *Target) applyDefaults() {
 			}
 		}
 	}
+	if t.Kind == KindTLS && t.TLS != nil {
+		c := t.TLS
+		if t.Key == "" {
+			t.Key = TLSCertKey
+		}
+		if c.Mount == "" {
+			c.Mount = DefaultPKIMount
+		}
+		if !c.TTL.set {
+			c.TTL.Duration = DefaultCertTTL
+		}
+		if !c.RenewBefore.set {
+			c.RenewBefore.Duration = DefaultRenewBefore
+		}
+		if c.Handshake != nil && c.Handshake.ServerName == "" {
+			c.Handshake.ServerName = c.CommonName
+		}
+	}
 	if t.Kind == KindJWT {
 		if t.Key == "" {
 			t.Key = DefaultJWTKey
@@ -511,6 +581,17 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 		}
 	case t.APIKeys != nil:
 		fail("apiKeys", "is only valid for kind apikeys: remove it or set kind: apikeys")
+	}
+	switch {
+	case t.Kind == KindTLS && t.TLS == nil:
+		fail("tls", "is required for kind tls: add tls: {role: ..., commonName: ...}")
+	case t.Kind == KindTLS:
+		if t.Key != TLSCertKey {
+			fail("key", "a tls Secret holds tls.crt and tls.key: remove key")
+		}
+		t.TLS.check(fail)
+	case t.TLS != nil:
+		fail("tls", "is only valid for kind tls: remove it or set kind: tls")
 	}
 	if t.Vault != nil {
 		checkVaultPath(t.Vault, fail)
@@ -658,6 +739,46 @@ func (a *APIKeys) check(fail func(field, format string, args ...any)) {
 	}
 }
 
+func (c *TLS) check(fail func(field, format string, args ...any)) {
+	if c.Role == "" {
+		fail("tls.role", "is required: the Vault PKI role that issues the certificate (vault list %s/roles)", c.Mount)
+	}
+	if c.CommonName == "" {
+		fail("tls.commonName", "is required: the name clients connect to, e.g. orchestrator.llm-orchestrator.svc")
+	}
+	for i, n := range append([]string{c.CommonName}, c.DNSNames...) {
+		if n == "" {
+			continue
+		}
+		field := "tls.commonName"
+		if i > 0 {
+			field = fmt.Sprintf("tls.dnsNames[%d]", i-1)
+		}
+		if msgs := validation.IsDNS1123Subdomain(strings.TrimPrefix(n, "*.")); len(msgs) > 0 {
+			fail(field, "%q is not a DNS name: %s", truncate(n), strings.Join(msgs, "; "))
+		}
+	}
+	for i, ip := range c.IPs {
+		if net.ParseIP(ip) == nil {
+			fail(fmt.Sprintf("tls.ips[%d]", i), "%q is not an IP address", truncate(ip))
+		}
+	}
+	if c.TTL.set && c.TTL.Duration < time.Hour {
+		fail("tls.ttl", "%s is too short: use at least 1h, e.g. 2160h (90 days)", c.TTL)
+	}
+	if c.RenewBefore.set && c.RenewBefore.Duration <= 0 {
+		fail("tls.renewBefore", "%s must be positive, e.g. 720h (30 days)", c.RenewBefore)
+	}
+	if c.RenewBefore.Duration >= c.TTL.Duration {
+		fail("tls.renewBefore", "%s is not shorter than tls.ttl %s: every scan would renew again; make renewBefore shorter than the ttl", c.RenewBefore, c.TTL)
+	}
+	if h := c.Handshake; h != nil {
+		if _, port, err := net.SplitHostPort(h.Address); err != nil || port == "" {
+			fail("tls.handshake.address", "%q is not host:port, e.g. orchestrator.llm-orchestrator.svc:443", truncate(h.Address))
+		}
+	}
+}
+
 func checkSecretRef(field string, r SecretRef, fail func(field, format string, args ...any)) {
 	if msgs := validation.IsDNS1123Label(r.Namespace); len(msgs) > 0 {
 		fail(field+".namespace", "%q is not a valid namespace: %s", truncate(r.Namespace), strings.Join(msgs, "; "))
@@ -681,8 +802,8 @@ func checkVaultPath(v *VaultPath, fail func(field, format string, args ...any)) 
 func (v *Vault) check() error {
 	switch v.Auth.Method {
 	case "", VaultAuthToken:
-		if v.Auth.Role != "" {
-			return errors.New("vault.auth.role: is only used by method kubernetes: remove it or set method: kubernetes")
+		if v.Auth.Role != "" || v.Auth.MountPath != "" || v.Auth.TokenPath != "" {
+			return errors.New("vault.auth: role, mountPath and tokenPath are only used by method kubernetes: remove them or set method: kubernetes")
 		}
 	case VaultAuthKubernetes:
 		if v.Auth.Role == "" {

@@ -247,3 +247,54 @@ func TestParseAPIKeysAndVaultErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParseTLS(t *testing.T) {
+	c, err := catalog.Parse([]byte(`
+targets:
+  - name: web
+    kind: tls
+    namespace: ns
+    secret: web-tls
+    tls: {role: devstack, commonName: web.ns.svc, dnsNames: [web.ns.svc.cluster.local], ips: [127.0.0.1], handshake: {address: "127.0.0.1:8443"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.Target("web")
+	if got.Key != "tls.crt" || got.TLS.Mount != "pki" || got.TLS.TTL.Duration != 90*24*time.Hour ||
+		got.TLS.RenewBefore.Duration != 30*24*time.Hour || got.TLS.Handshake.ServerName != "web.ns.svc" {
+		t.Errorf("defaults not applied: %+v %+v", got, got.TLS)
+	}
+	if names := got.TLS.Names(); strings.Join(names, ",") != "web.ns.svc,web.ns.svc.cluster.local,127.0.0.1" {
+		t.Errorf("names: %v", names)
+	}
+}
+
+func TestParseTLSErrors(t *testing.T) {
+	const head = "targets:\n  - name: a\n    kind: tls\n    namespace: ns\n    secret: s\n"
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"no tls", head, []string{"tls: is required"}},
+		{"no role or cn", head + "    tls: {}\n", []string{"tls.role: is required", "tls.commonName: is required"}},
+		{"bad names", head + "    tls: {role: r, commonName: 'Bad Name', dnsNames: ['x..y'], ips: ['300.1.1.1']}\n", []string{"tls.commonName", "tls.dnsNames[0]", "tls.ips[0]"}},
+		{"renew not shorter", head + "    tls: {role: r, commonName: a.b, ttl: 24h, renewBefore: 48h}\n", []string{"tls.renewBefore", "not shorter than tls.ttl"}},
+		{"short ttl", head + "    tls: {role: r, commonName: a.b, ttl: 10m, renewBefore: 1m}\n", []string{"tls.ttl", "at least 1h"}},
+		{"bad handshake", head + "    tls: {role: r, commonName: a.b, handshake: {address: nohost}}\n", []string{"tls.handshake.address", "host:port"}},
+		{"key set", head + "    key: cert\n    tls: {role: r, commonName: a.b}\n", []string{"key:", "tls.crt"}},
+		{"tls on jwt", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n    secret: s\n    tls: {role: r, commonName: a.b}\n", []string{"tls: is only valid for kind tls"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := catalog.Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("Parse accepted a bad catalog")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

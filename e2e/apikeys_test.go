@@ -32,8 +32,12 @@ type llm struct {
 	vaultPath               string
 }
 
-func openAIKey() string    { return "sk-proj-" + randomSuffix() + strings.Repeat("Q", 30) + randomSuffix() }
-func anthropicKey() string { return "sk-ant-api03-" + randomSuffix() + strings.Repeat("Z", 60) + randomSuffix() + "AA" }
+func openAIKey() string {
+	return "sk-proj-" + randomSuffix() + strings.Repeat("Q", 30) + randomSuffix()
+}
+func anthropicKey() string {
+	return "sk-ant-api03-" + randomSuffix() + strings.Repeat("Z", 60) + randomSuffix() + "AA"
+}
 
 // newLLM starts OpenAI- and Anthropic-shaped servers that know the current
 // keys and the admin keys, and an apikeys target whose Secret holds the

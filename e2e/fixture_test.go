@@ -36,6 +36,8 @@ type fixture struct {
 type fixtureSpec struct {
 	// secretData is the Secret's first version.
 	secretData map[string]string
+	// secretType is its type (default Opaque).
+	secretType corev1.SecretType
 	// targetYAML is the target's lines after name, namespace and secret;
 	// %NS% stands for the fixture's namespace.
 	targetYAML string
@@ -69,6 +71,7 @@ func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deploym
 	})
 	if _, err := k.CoreV1().Secrets(f.ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: f.secret},
+		Type:       spec.secretType,
 		StringData: spec.secretData,
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

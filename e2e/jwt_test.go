@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"rotator/activities"
+	"rotator/vault"
 	"rotator/workflows"
 )
 
@@ -32,7 +33,8 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	f := newFixture(t, ctx, "    jwt: {dualKey: true}\n",
+	vaultPath := "e2e/jwt-" + randomSuffix()
+	f := newFixture(t, ctx, "    jwt: {dualKey: true}\n    vault: {path: "+vaultPath+"}\n",
 		deployment("orchestrator", 3, envRef("app-jwt")),
 		deployment("sidecar", 1, envFromAndVolume("app-jwt")))
 	oldData, _ := f.secretData(ctx, f.secret)
@@ -84,6 +86,15 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	if len(newSecret.Data["secret"]) != 88 || bytes.Equal(newSecret.Data["secret"], oldData["secret"]) {
 		t.Errorf("new key: %d bytes, want a fresh 64-byte key in base64 (88 characters)", len(newSecret.Data["secret"]))
 	}
+	// Vault records the new key (not the dual key's copy of the old one)
+	// as a version labelled CURRENT.
+	store := vault.NewStore(devstack.vault, "secret")
+	if rec, err := store.Read(ctx, vaultPath, 1); err != nil || rec["secret"] != string(newSecret.Data["secret"]) || len(rec) != 1 {
+		t.Errorf("Vault version 1 of %s does not record the new key alone (%d keys): %v", vaultPath, len(rec), err)
+	}
+	if labels, _, err := store.Labels(ctx, vaultPath); err != nil || labels.Current != 1 || labels.Pending != 0 {
+		t.Errorf("Vault labels in grace: %+v, %v", labels, err)
+	}
 
 	// One rotation per target: a second start is refused and names the running one.
 	out, err = f.starter(ctx, "rotate", f.target, "--by", "e2e")
@@ -91,7 +102,7 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 		t.Errorf("second rotate: err=%v, output:\n%s", err, out)
 	}
 	out, err = f.starter(ctx, "status", f.target)
-	if err != nil || !strings.Contains(out, "grace since") || !strings.Contains(out, newName+" (v2, sha256:") ||
+	if err != nil || !strings.Contains(out, "grace since") || !strings.Contains(out, newName+" (v2, Vault v1, sha256:") ||
 		!strings.Contains(out, "deployment/orchestrator: rolled out") {
 		t.Errorf("status: err=%v, output:\n%s", err, out)
 	}

@@ -12,6 +12,8 @@ const (
 	TypeRotateJWTSecret        = "RotateJWTSecret"
 	TypeRotateDatabasePassword = "RotateDatabasePassword"
 	TypeRotateAPIKeys          = "RotateAPIKeys"
+	TypeRenewTLSCertificate    = "RenewTLSCertificate"
+	TypeCertificateScan        = "CertificateScan"
 )
 
 // TypeFor returns the workflow type that rotates targets of the kind.
@@ -23,6 +25,8 @@ func TypeFor(kind catalog.Kind) (string, bool) {
 		return TypeRotateDatabasePassword, true
 	case catalog.KindAPIKeys:
 		return TypeRotateAPIKeys, true
+	case catalog.KindTLS:
+		return TypeRenewTLSCertificate, true
 	}
 	return "", false
 }
@@ -32,4 +36,7 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RotateJWTSecret, workflow.RegisterOptions{Name: TypeRotateJWTSecret})
 	r.RegisterWorkflowWithOptions(RotateDatabasePassword, workflow.RegisterOptions{Name: TypeRotateDatabasePassword})
 	r.RegisterWorkflowWithOptions(RotateAPIKeys, workflow.RegisterOptions{Name: TypeRotateAPIKeys})
+	r.RegisterWorkflowWithOptions(RenewTLSCertificate, workflow.RegisterOptions{Name: TypeRenewTLSCertificate})
+	r.RegisterWorkflowWithOptions(CertificateScan, workflow.RegisterOptions{Name: TypeCertificateScan})
+	r.RegisterWorkflowWithOptions(ScheduledRotation, workflow.RegisterOptions{Name: TypeScheduledRotation})
 }

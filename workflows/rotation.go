@@ -115,7 +115,9 @@ type Status struct {
 	StagedKeys map[string]string `json:"stagedKeys,omitempty"`
 	// Revoked lists old keys revoked through provider admin APIs.
 	Revoked []string `json:"revoked,omitempty"`
-	Error   string   `json:"error,omitempty"`
+	// Certificate describes a tls target's new certificate once verified.
+	Certificate *activities.CertInfo `json:"certificate,omitempty"`
+	Error       string               `json:"error,omitempty"`
 }
 
 // kindSteps is what a kind adds to the skeleton. Every hook is optional:
@@ -242,6 +244,9 @@ func (r *rotation) preflight(ctx workflow.Context) error {
 	for _, c := range r.plan.Consumers {
 		r.st.Consumers = append(r.st.Consumers, ConsumerStatus{Workload: c, State: "on old version"})
 	}
+	for _, name := range r.plan.Ingresses {
+		r.st.Consumers = append(r.st.Consumers, ConsumerStatus{Workload: activities.Workload{Kind: "Ingress", Name: name}, State: "on old version"})
+	}
 	return nil
 }
 
@@ -274,7 +279,7 @@ func (r *rotation) change(ctx workflow.Context) error {
 	r.promoted = true
 	var promoted activities.PromoteResult
 	if err := workflow.ExecuteActivity(short(ctx), kube.Promote, activities.PromoteInput{
-		Namespace: r.plan.Namespace, From: *r.st.Old, To: staged, Consumers: r.plan.Consumers,
+		Namespace: r.plan.Namespace, From: *r.st.Old, To: staged, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
 		Reason: fmt.Sprintf("rotator %s: %s -> %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name, staged.Name),
 	}).Get(ctx, &promoted); err != nil {
 		return r.explain(StepPromote, err)
@@ -295,7 +300,7 @@ func (r *rotation) change(ctx workflow.Context) error {
 
 	r.setStep(ctx, StepVerify)
 	if err := workflow.ExecuteActivity(short(ctx), kube.VerifyConsumers, activities.VerifyInput{
-		Namespace: r.plan.Namespace, Old: *r.st.Old, New: staged, Consumers: r.plan.Consumers,
+		Namespace: r.plan.Namespace, Old: *r.st.Old, New: staged, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
 	}).Get(ctx, nil); err != nil {
 		return r.explain(StepVerify, err)
 	}
@@ -369,7 +374,7 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 	if r.promoted {
 		var back activities.PromoteResult
 		err := workflow.ExecuteActivity(short(dctx), kube.Promote, activities.PromoteInput{
-			Namespace: r.plan.Namespace, From: *r.st.New, To: *r.st.Old, Consumers: r.plan.Consumers,
+			Namespace: r.plan.Namespace, From: *r.st.New, To: *r.st.Old, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
 			Reason: fmt.Sprintf("rotator %s: rolled back to %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name),
 		}).Get(dctx, &back)
 		if err == nil {
