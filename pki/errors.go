@@ -1,17 +1,13 @@
 package pki
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"strings"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"rotator/internal/vaulterr"
 )
 
 // kind sorts failures by what the caller should do about them.
@@ -114,7 +110,7 @@ func checkError(check, format string, args ...any) *Error {
 func issueFailure(mount, role string, err error) error {
 	path := mount + "/issue/" + role
 	e := &Error{Op: "issue", Path: path}
-	if ctxErr := contextError(err); ctxErr != nil {
+	if ctxErr := vaulterr.Context(err); ctxErr != nil {
 		e.kind, e.cause = kindUnavailable, ctxErr
 		e.detail = "the call was cut short (" + ctxErr.Error() + "): retry"
 		return e
@@ -122,7 +118,7 @@ func issueFailure(mount, role string, err error) error {
 	var re *vaultapi.ResponseError
 	if errors.As(err, &re) {
 		e.Status = re.StatusCode
-		said := vaultSaid(re)
+		said := vaulterr.Said(re)
 		switch {
 		case re.StatusCode == 403:
 			e.kind = kindPermission
@@ -154,14 +150,14 @@ func issueFailure(mount, role string, err error) error {
 		}
 		return e
 	}
-	if msg := tlsError(err); msg != "" {
+	if msg := vaulterr.TLS(err); msg != "" {
 		e.kind = kindInvalid
 		e.detail = "TLS to Vault: " + msg + ": set VAULT_CACERT (or VAULT_CAPATH) to the CA that signed Vault's certificate, or VAULT_TLS_SERVER_NAME to the name in it"
 		return e
 	}
-	if isNetwork(err) {
+	if vaulterr.IsNetwork(err) {
 		e.kind = kindUnavailable
-		e.detail = "cannot reach Vault (" + networkCause(err) + "): check VAULT_ADDR and that Vault is running; rotator retries"
+		e.detail = "cannot reach Vault (" + vaulterr.NetworkCause(err) + "): check VAULT_ADDR and that Vault is running; rotator retries"
 		return e
 	}
 	// What is left is an answer the client could not decode. An issue
@@ -172,80 +168,3 @@ func issueFailure(mount, role string, err error) error {
 	return e
 }
 
-// vaultSaid is Vault's own error text, on one line and bounded. Vault's
-// PKI messages name domains, IPs, TTLs and roles, never a key.
-func vaultSaid(re *vaultapi.ResponseError) string {
-	if len(re.Errors) == 0 || re.RawError {
-		// A raw body is whatever a proxy in front of Vault sent: not
-		// copied, it is not Vault's words.
-		return "no error text"
-	}
-	said := strings.Join(strings.Fields(strings.Join(re.Errors, "; ")), " ")
-	const max = 300
-	if len(said) > max {
-		said = said[:max] + "..."
-	}
-	return said
-}
-
-func contextError(err error) error {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// tlsError describes a failed TLS verification of a peer, or "".
-func tlsError(err error) string {
-	var (
-		unknown  x509.UnknownAuthorityError
-		invalid  x509.CertificateInvalidError
-		hostname x509.HostnameError
-		verify   *tls.CertificateVerificationError
-	)
-	switch {
-	case errors.As(err, &unknown):
-		return "certificate signed by an unknown authority"
-	case errors.As(err, &invalid):
-		return "invalid certificate: " + invalid.Error()
-	case errors.As(err, &hostname):
-		return hostname.Error()
-	case errors.As(err, &verify):
-		return verify.Err.Error()
-	}
-	return ""
-}
-
-func isNetwork(err error) bool {
-	var (
-		ue *url.Error
-		ne net.Error
-		oe *net.OpError
-	)
-	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &oe) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// networkCause is the innermost network error's text: the dial or read
-// that failed, without the request URL's query.
-func networkCause(err error) string {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Error()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + " " + redactURL(ue.URL) + ": " + ue.Err.Error()
-	}
-	return err.Error()
-}
-
-// redactURL drops query strings, the only part of a request URL that could
-// carry anything but the address and path.
-func redactURL(s string) string {
-	out, _, _ := strings.Cut(s, "?")
-	return out
-}

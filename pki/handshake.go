@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"rotator/internal/vaulterr"
 )
 
 // handshakeTimeout bounds a handshake whose ctx has no deadline: a server
@@ -92,7 +94,7 @@ func handshakeFailure(addr, serverName string, cas []*x509.Certificate, err erro
 		}
 		return info, e
 	}
-	if ctxErr := contextError(err); ctxErr != nil {
+	if ctxErr := vaulterr.Context(err); ctxErr != nil {
 		e.cause = ctxErr
 		e.detail = "no handshake before the deadline (" + ctxErr.Error() + "): check that a TLS server listens at the address; rotator retries"
 		return Info{}, e

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"rotator/internal/vaulterr"
 	kubeauth "github.com/hashicorp/vault/api/auth/kubernetes"
 )
 
@@ -271,7 +273,7 @@ func (k *kubeLogin) fail(op, jwt string, err error) error {
 	c := call{op: op, capability: "update", apiPath: "auth/" + k.mount + "/login", secrets: map[string]string{"jwt": jwt}}
 	var re *vaultapi.ResponseError
 	if errors.As(err, &re) {
-		said := c.redact(vaultSaid(re))
+		said := c.redact(vaulterr.Said(re))
 		switch {
 		case strings.Contains(said, "invalid role name"):
 			return newError(kindInvalid, op, "",

@@ -1,18 +1,14 @@
 package vault
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"sort"
 	"strings"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"rotator/internal/vaulterr"
 )
 
 // kind sorts failures by what the caller should do about them.
@@ -113,7 +109,7 @@ func (c call) fail(err error) error {
 		return own
 	}
 	e := &Error{Op: c.op, Path: c.path}
-	if ctxErr := contextError(err); ctxErr != nil {
+	if ctxErr := vaulterr.Context(err); ctxErr != nil {
 		e.kind, e.cause = kindUnavailable, ctxErr
 		e.detail = "the call was cut short (" + ctxErr.Error() + "): retry"
 		return e
@@ -121,7 +117,7 @@ func (c call) fail(err error) error {
 	var re *vaultapi.ResponseError
 	if errors.As(err, &re) {
 		e.Status = re.StatusCode
-		said := c.redact(vaultSaid(re))
+		said := c.redact(vaulterr.Said(re))
 		switch {
 		case re.StatusCode == 400 && strings.Contains(said, "check-and-set parameter required"):
 			e.kind = kindInvalid
@@ -152,14 +148,14 @@ func (c call) fail(err error) error {
 		e.kind, e.detail = kindNotFound, "nothing is stored there"
 		return e
 	}
-	if tlsErr := tlsError(err); tlsErr != "" {
+	if tlsErr := vaulterr.TLS(err); tlsErr != "" {
 		e.kind = kindInvalid
 		e.detail = "TLS: " + tlsErr + ": set VAULT_CACERT (or VAULT_CAPATH) to the CA that signed Vault's certificate, or VAULT_TLS_SERVER_NAME to the name in it"
 		return e
 	}
-	if isNetwork(err) {
+	if vaulterr.IsNetwork(err) {
 		e.kind = kindUnavailable
-		e.detail = "cannot reach Vault (" + c.redact(networkCause(err)) + "): check VAULT_ADDR and that Vault is running; rotator retries"
+		e.detail = "cannot reach Vault (" + c.redact(vaulterr.NetworkCause(err)) + "): check VAULT_ADDR and that Vault is running; rotator retries"
 		return e
 	}
 	e.kind = kindInvalid
@@ -195,77 +191,3 @@ func (c call) redact(s string) string {
 	return s
 }
 
-// vaultSaid is Vault's own error text, on one line.
-func vaultSaid(re *vaultapi.ResponseError) string {
-	if len(re.Errors) == 0 {
-		return "no error text"
-	}
-	said := strings.Join(re.Errors, "; ")
-	said = strings.Join(strings.Fields(said), " ")
-	const max = 300
-	if len(said) > max {
-		said = said[:max] + "..."
-	}
-	return said
-}
-
-func contextError(err error) error {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-func tlsError(err error) string {
-	var (
-		unknown  x509.UnknownAuthorityError
-		invalid  x509.CertificateInvalidError
-		hostname x509.HostnameError
-		verify   *tls.CertificateVerificationError
-	)
-	switch {
-	case errors.As(err, &unknown):
-		return "certificate signed by an unknown authority"
-	case errors.As(err, &invalid):
-		return "invalid certificate: " + invalid.Error()
-	case errors.As(err, &hostname):
-		return hostname.Error()
-	case errors.As(err, &verify):
-		return verify.Error()
-	}
-	return ""
-}
-
-func isNetwork(err error) bool {
-	var (
-		ue *url.Error
-		ne net.Error
-		oe *net.OpError
-	)
-	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &oe) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// networkCause is the innermost network error's text: the dial or read
-// that failed, without the request URL's query.
-func networkCause(err error) string {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Error()
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + " " + redactURL(ue.URL) + ": " + ue.Err.Error()
-	}
-	return err.Error()
-}
-
-// redactURL drops the query string, the only part of a request URL that
-// could carry anything but the address and path.
-func redactURL(u string) string {
-	s, _, _ := strings.Cut(u, "?")
-	return s
-}

@@ -184,7 +184,8 @@ func TestErrorKinds(t *testing.T) {
 		{"denied", &vaultapi.ResponseError{StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}}, false, false, true,
 			`needs the "update" capability on "secret/data/app/jwt"`},
 		{"cas", &vaultapi.ResponseError{StatusCode: 400, Errors: []string{"check-and-set parameter did not match the current version"}}, false, true, false, "check-and-set conflict"},
-		{"echoed value", &vaultapi.ResponseError{StatusCode: 400, RawError: true, Errors: []string{"bad body: hunter2-secret-value"}}, false, false, false, "[redacted]"},
+		{"echoed value", &vaultapi.ResponseError{StatusCode: 400, RawError: true, Errors: []string{"bad body: hunter2-secret-value"}}, false, false, false, "no error text"},
+		{"vault echoes a value", &vaultapi.ResponseError{StatusCode: 400, Errors: []string{"bad value hunter2-secret-value"}}, false, false, false, "[redacted]"},
 		{"deadline", fmt.Errorf("wrapped: %w", context.DeadlineExceeded), true, false, false, "cut short"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
