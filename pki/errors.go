@@ -167,4 +167,3 @@ func issueFailure(mount, role string, err error) error {
 	e.detail = fmt.Sprintf("Vault's answer could not be read (%T): check what answers at VAULT_ADDR; rotator retries", err)
 	return e
 }
-

@@ -15,8 +15,8 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"rotator/internal/vaulterr"
 	kubeauth "github.com/hashicorp/vault/api/auth/kubernetes"
+	"rotator/internal/vaulterr"
 )
 
 // The auth methods Connect supports.

@@ -190,4 +190,3 @@ func (c call) redact(s string) string {
 	}
 	return s
 }
-
