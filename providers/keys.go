@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,74 +97,50 @@ type listedKey struct {
 // are more and the cursor of the next page.
 func (c *Client) listPage(ctx context.Context, r request, admin AdminKey, cursor string) (keys []listedKey, more bool, next string, err error) {
 	q := url.Values{"limit": {strconv.Itoa(pageSize)}}
-	switch c.name {
-	case OpenAI:
+	after := "after_id"
+	r.path = "/v1/organizations/api_keys"
+	if c.name == OpenAI {
+		after = "after"
 		r.path = "/v1/organization/projects/" + url.PathEscape(admin.ProjectID) + "/api_keys"
 		// Without owner_project_access=any the list follows the admin's
 		// membership and may leave out enabled keys, such as those of
 		// people who left the project.
 		q.Set("owner_project_access", "any")
-		if cursor != "" {
-			q.Set("after", cursor)
-		}
-		r.query = q
-		data, err := c.do(ctx, r)
-		if err != nil {
-			return nil, false, "", err
-		}
-		var page struct {
-			Data []struct {
-				ID            string `json:"id"`
-				RedactedValue string `json:"redacted_value"`
-			} `json:"data"`
-			HasMore bool    `json:"has_more"`
-			LastID  *string `json:"last_id"`
-		}
-		if err := c.decode(r, data, &page); err != nil {
-			return nil, false, "", err
-		}
-		for _, k := range page.Data {
-			keys = append(keys, listedKey{id: k.ID, hint: k.RedactedValue})
-			next = k.ID
-		}
-		if page.LastID != nil && *page.LastID != "" {
-			next = *page.LastID
-		}
-		return keys, page.HasMore, next, nil
-	default:
-		r.path = "/v1/organizations/api_keys"
-		if cursor != "" {
-			q.Set("after_id", cursor)
-		}
-		r.query = q
-		data, err := c.do(ctx, r)
-		if err != nil {
-			return nil, false, "", err
-		}
-		var page struct {
-			Data []struct {
-				ID             string  `json:"id"`
-				PartialKeyHint *string `json:"partial_key_hint"`
-			} `json:"data"`
-			HasMore bool    `json:"has_more"`
-			LastID  *string `json:"last_id"`
-		}
-		if err := c.decode(r, data, &page); err != nil {
-			return nil, false, "", err
-		}
-		for _, k := range page.Data {
-			// Keys created by other means may have no hint: they
-			// cannot be matched, but they still move the cursor.
-			if k.PartialKeyHint != nil {
-				keys = append(keys, listedKey{id: k.ID, hint: *k.PartialKeyHint})
-			}
-			next = k.ID
-		}
-		if page.LastID != nil && *page.LastID != "" {
-			next = *page.LastID
-		}
-		return keys, page.HasMore, next, nil
 	}
+	if cursor != "" {
+		q.Set(after, cursor)
+	}
+	r.query = q
+	data, err := c.do(ctx, r)
+	if err != nil {
+		return nil, false, "", err
+	}
+	// The providers name the hint differently: OpenAI redacted_value,
+	// Anthropic partial_key_hint.
+	var page struct {
+		Data []struct {
+			ID             string  `json:"id"`
+			RedactedValue  *string `json:"redacted_value"`
+			PartialKeyHint *string `json:"partial_key_hint"`
+		} `json:"data"`
+		HasMore bool    `json:"has_more"`
+		LastID  *string `json:"last_id"`
+	}
+	if err := c.decode(r, data, &page); err != nil {
+		return nil, false, "", err
+	}
+	for _, k := range page.Data {
+		// Keys without a hint cannot be matched, but they still move the
+		// cursor.
+		if hint := cmp.Or(k.RedactedValue, k.PartialKeyHint); hint != nil {
+			keys = append(keys, listedKey{id: k.ID, hint: *hint})
+		}
+		next = k.ID
+	}
+	if page.LastID != nil && *page.LastID != "" {
+		next = *page.LastID
+	}
+	return keys, page.HasMore, next, nil
 }
 
 // RevokeKey makes the key with the provider's id unusable: OpenAI deletes
