@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,24 +93,24 @@ func awaitKeys(ctx workflow.Context, r *rotation) error {
 		err = workflow.ExecuteActivity(provider(ctx), keys.VerifyStagedKeys, r.plan).Get(ctx, &staged)
 		r.keysChecked = n
 		if err == nil {
-			r.keysErr, r.st.KeysError, r.st.Reminder = "", "", ""
+			r.st.KeysError, r.st.Reminder = "", ""
 			r.st.StagedKeys = staged.Fingerprints
 			return nil
 		}
+		// Refused or missing keys are the engineer's to fix: the rotation
+		// waits for the next keys-staged instead of ending.
 		var app *temporal.ApplicationError
-		if !errors.As(err, &app) {
+		if !errors.As(err, &app) || !slices.Contains(keysRefusals, app.Type()) {
 			return err
 		}
-		switch app.Type() {
-		case activities.ErrKeyRejected, activities.ErrNotStaged, activities.ErrBadInput:
-			r.keysErr = app.Message()
-			r.st.KeysError = app.Message()
-			workflow.GetLogger(ctx).Warn("staged keys refused; waiting for new ones", "target", r.in.Target, "reason", app.Message())
-		default:
-			return err
-		}
+		r.st.KeysError = app.Message()
+		workflow.GetLogger(ctx).Warn("staged keys refused; waiting for new ones", "target", r.in.Target, "reason", app.Message())
 	}
 }
+
+// keysRefusals are the verdicts on staged keys that leave the rotation
+// waiting for new ones.
+var keysRefusals = []string{activities.ErrKeyRejected, activities.ErrNotStaged, activities.ErrBadInput}
 
 // provider calls a provider API: rate limits (429) and outages (5xx) are
 // retried with backoff for up to half an hour.

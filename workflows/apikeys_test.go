@@ -1,15 +1,10 @@
 package workflows_test
 
 import (
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"github.com/stretchr/testify/suite"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -45,28 +40,11 @@ func keysPlanWith(admin map[string]bool) activities.Plan {
 	return p
 }
 
-type apiKeysSuite struct {
-	suite.Suite
-	testsuite.WorkflowTestSuite
-	env *testsuite.TestWorkflowEnvironment
-}
+type apiKeysSuite struct{ envSuite }
 
-func TestAPIKeysRotation(t *testing.T) {
-	s := new(apiKeysSuite)
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))))
-	suite.Run(t, s)
-}
+func TestAPIKeysRotation(t *testing.T) { runQuiet(t, new(apiKeysSuite)) }
 
-func (s *apiKeysSuite) SetupTest() {
-	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterActivity(kube)
-	s.env.RegisterActivity(keysActs)
-	s.env.RegisterActivity(vaultActs)
-	workflows.Register(s.env)
-	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(keysTarget)})
-}
-
-func (s *apiKeysSuite) TearDownTest() { s.env.AssertExpectations(s.T()) }
+func (s *apiKeysSuite) SetupTest() { s.newEnv(keysTarget, kube, keysActs, vaultActs) }
 
 func (s *apiKeysSuite) preflight(p activities.Plan) {
 	s.env.OnActivity(kube.Preflight, mock.Anything, activities.PreflightInput{Target: keysTarget, Kind: "apikeys"}).Return(keysPlan, nil).Once()
@@ -93,14 +71,6 @@ func (s *apiKeysSuite) stageKeys(after time.Duration, onDone func(error)) {
 			OnComplete: func(_ any, err error) { onDone(err) },
 		}, workflows.Decision{By: "alice"})
 	}, after)
-}
-
-func (s *apiKeysSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.QueryStatus)
-	s.Require().NoError(err)
-	var st workflows.Status
-	s.Require().NoError(v.Get(&st))
-	return st
 }
 
 func (s *apiKeysSuite) TestWaitsForKeysThenRevokesAfterGrace() {

@@ -156,8 +156,8 @@ func (r *rotation) keysStaged(ctx workflow.Context, d Decision) (Status, error) 
 	}); err != nil {
 		return r.st, err
 	}
-	if r.st.Step == StepAwaitKeys && r.keysErr != "" {
-		return r.st, errors.New(r.keysErr)
+	if r.st.Step == StepAwaitKeys && r.st.KeysError != "" {
+		return r.st, errors.New(r.st.KeysError)
 	}
 	return r.st, nil
 }

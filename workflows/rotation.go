@@ -156,9 +156,9 @@ type rotation struct {
 	// approvalRequired holds retire until an engineer approves, e.g.
 	// because old keys must be revoked by hand.
 	approvalRequired string
-	// keys-staged bookkeeping: requests received, checks done, last verdict.
+	// keys-staged bookkeeping: requests received, checks done; the last
+	// verdict is st.KeysError.
 	keysRequested, keysChecked int
-	keysErr                    string
 }
 
 var (

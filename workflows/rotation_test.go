@@ -2,15 +2,11 @@ package workflows_test
 
 import (
 	"errors"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -31,26 +27,11 @@ var (
 	rollouts = activities.PromoteResult{Rollouts: []activities.Rollout{{Workload: app, Generation: 2, Patched: true}}}
 )
 
-type rotationSuite struct {
-	suite.Suite
-	testsuite.WorkflowTestSuite
-	env *testsuite.TestWorkflowEnvironment
-}
+type rotationSuite struct{ envSuite }
 
-func TestRotation(t *testing.T) {
-	s := new(rotationSuite)
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))))
-	suite.Run(t, s)
-}
+func TestRotation(t *testing.T) { runQuiet(t, new(rotationSuite)) }
 
-func (s *rotationSuite) SetupTest() {
-	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterActivity(kube)
-	workflows.Register(s.env)
-	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(target)})
-}
-
-func (s *rotationSuite) TearDownTest() { s.env.AssertExpectations(s.T()) }
+func (s *rotationSuite) SetupTest() { s.newEnv(target, kube) }
 
 // happyPath mocks every step to succeed.
 func (s *rotationSuite) happyPath() {
@@ -83,14 +64,6 @@ func (s *rotationSuite) expectRollback() {
 func (s *rotationSuite) result() workflows.Status {
 	var st workflows.Status
 	s.NoError(s.env.GetWorkflowResult(&st))
-	return st
-}
-
-func (s *rotationSuite) status() workflows.Status {
-	v, err := s.env.QueryWorkflow(workflows.QueryStatus)
-	s.Require().NoError(err)
-	var st workflows.Status
-	s.Require().NoError(v.Get(&st))
 	return st
 }
 

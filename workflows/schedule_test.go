@@ -2,16 +2,11 @@ package workflows_test
 
 import (
 	"errors"
-	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
-	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"rotator/activities"
@@ -19,25 +14,15 @@ import (
 	"rotator/workflows"
 )
 
-type scheduleSuite struct {
-	suite.Suite
-	testsuite.WorkflowTestSuite
-	env *testsuite.TestWorkflowEnvironment
-}
+type scheduleSuite struct{ envSuite }
 
-func TestScheduledRotation(t *testing.T) {
-	s := new(scheduleSuite)
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))))
-	suite.Run(t, s)
-}
+func TestScheduledRotation(t *testing.T) { runQuiet(t, new(scheduleSuite)) }
 
 func (s *scheduleSuite) SetupTest() {
-	s.env = s.NewTestWorkflowEnvironment()
-	workflows.Register(s.env)
+	s.newEnv("")
 	s.env.RegisterWorkflowWithOptions(fakeScheduler, workflow.RegisterOptions{Name: "fakeScheduler"})
 }
 
-func (s *scheduleSuite) TearDownTest() { s.env.AssertExpectations(s.T()) }
 
 // fakeScheduler plays the Temporal server's scheduler, which the test
 // environment lacks: it starts ScheduledRotation under a timestamped ID

@@ -1,0 +1,56 @@
+package workflows_test
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"rotator/workflows"
+)
+
+// envSuite is what every workflow suite shares: a fresh test environment
+// per test with rotator's workflows registered, mocks checked at the end.
+type envSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+}
+
+// runQuiet runs a suite with the SDK's logs cut to errors above Error:
+// the tests assert on results, and the replayed steps are noise.
+func runQuiet(t *testing.T, s interface {
+	suite.TestingSuite
+	SetLogger(log.Logger)
+}) {
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))))
+	suite.Run(t, s)
+}
+
+// newEnv starts a test's environment with the activity structs given; a
+// non-empty target makes rotate/<target> the workflow ID.
+func (s *envSuite) newEnv(target string, acts ...any) {
+	s.env = s.NewTestWorkflowEnvironment()
+	for _, a := range acts {
+		s.env.RegisterActivity(a)
+	}
+	workflows.Register(s.env)
+	if target != "" {
+		s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(target)})
+	}
+}
+
+func (s *envSuite) TearDownTest() { s.env.AssertExpectations(s.T()) }
+
+// status runs the status query.
+func (s *envSuite) status() workflows.Status {
+	v, err := s.env.QueryWorkflow(workflows.QueryStatus)
+	s.Require().NoError(err)
+	var st workflows.Status
+	s.Require().NoError(v.Get(&st))
+	return st
+}
