@@ -23,7 +23,6 @@ func (s *scheduleSuite) SetupTest() {
 	s.env.RegisterWorkflowWithOptions(fakeScheduler, workflow.RegisterOptions{Name: "fakeScheduler"})
 }
 
-
 // fakeScheduler plays the Temporal server's scheduler, which the test
 // environment lacks: it starts ScheduledRotation under a timestamped ID
 // with the TemporalScheduledById attribute the server sets.
