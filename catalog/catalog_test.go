@@ -141,10 +141,7 @@ targets:
 
 func TestParsePostgresErrors(t *testing.T) {
 	const head = "targets:\n  - name: db\n    kind: postgres\n    namespace: ns\n    secret: s\n"
-	for _, tc := range []struct {
-		name, yaml string
-		want       []string
-	}{
+	for _, tc := range []badCatalog{
 		{"no postgres block", head, []string{"(db)", "postgres: is required for kind postgres"}},
 		{"postgres on jwt", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n    secret: s\n    postgres: {host: h, role: r}\n", []string{"postgres: is only valid for kind postgres"}},
 		{"missing host and role", head + "    postgres: {}\n", []string{"postgres.host: is required", "postgres.role: is required"}},
@@ -160,17 +157,7 @@ func TestParsePostgresErrors(t *testing.T) {
 		{"dsn overwrites", head + "    postgres: {host: h, role: r, dsnKey: password}\n", []string{"postgres.dsnKey", "overwrite"}},
 		{"jwt key on postgres", head + "    key: secret\n    postgres: {host: h, role: r}\n", []string{"key:", "username and password"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := catalog.Parse([]byte(tc.yaml))
-			if err == nil {
-				t.Fatal("Parse accepted a bad catalog")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseError(t, tc.yaml, tc.want...) })
 	}
 }
 
@@ -211,10 +198,7 @@ targets:
 
 func TestParseAPIKeysAndVaultErrors(t *testing.T) {
 	const head = "targets:\n  - name: a\n    kind: apikeys\n    namespace: ns\n    secret: s\n"
-	for _, tc := range []struct {
-		name, yaml string
-		want       []string
-	}{
+	for _, tc := range []badCatalog{
 		{"no apiKeys", head, []string{"apiKeys: is required", "providers"}},
 		{"no providers", head + "    apiKeys: {providers: []}\n", []string{"apiKeys.providers", "is empty"}},
 		{"unknown provider", head + "    apiKeys: {providers: [{name: mistral}]}\n", []string{"apiKeys.providers[0].name", `"mistral"`, "openai, anthropic"}},
@@ -234,17 +218,7 @@ func TestParseAPIKeysAndVaultErrors(t *testing.T) {
 		{"vault auth method", "vault: {auth: {method: ldap}}\n" + head + "    apiKeys: {providers: [{name: openai}]}\n", []string{"vault.auth.method", `"ldap"`, "token or kubernetes"}},
 		{"vault kubernetes without role", "vault: {auth: {method: kubernetes}}\n" + head + "    apiKeys: {providers: [{name: openai}]}\n", []string{"vault.auth.role: is required"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := catalog.Parse([]byte(tc.yaml))
-			if err == nil {
-				t.Fatal("Parse accepted a bad catalog")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseError(t, tc.yaml, tc.want...) })
 	}
 }
 
@@ -272,10 +246,7 @@ targets:
 
 func TestParseTLSErrors(t *testing.T) {
 	const head = "targets:\n  - name: a\n    kind: tls\n    namespace: ns\n    secret: s\n"
-	for _, tc := range []struct {
-		name, yaml string
-		want       []string
-	}{
+	for _, tc := range []badCatalog{
 		{"no tls", head, []string{"tls: is required"}},
 		{"no role or cn", head + "    tls: {}\n", []string{"tls.role: is required", "tls.commonName: is required"}},
 		{"bad names", head + "    tls: {role: r, commonName: 'Bad Name', dnsNames: ['x..y'], ips: ['300.1.1.1']}\n", []string{"tls.commonName", "tls.dnsNames[0]", "tls.ips[0]"}},
@@ -285,16 +256,26 @@ func TestParseTLSErrors(t *testing.T) {
 		{"key set", head + "    key: cert\n    tls: {role: r, commonName: a.b}\n", []string{"key:", "tls.crt"}},
 		{"tls on jwt", "targets:\n  - name: a\n    kind: jwt\n    namespace: ns\n    secret: s\n    tls: {role: r, commonName: a.b}\n", []string{"tls: is only valid for kind tls"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := catalog.Parse([]byte(tc.yaml))
-			if err == nil {
-				t.Fatal("Parse accepted a bad catalog")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantParseError(t, tc.yaml, tc.want...) })
+	}
+}
+
+// badCatalog is a catalog Parse must refuse, and fragments its error must
+// contain.
+type badCatalog struct {
+	name, yaml string
+	want       []string
+}
+
+func wantParseError(t *testing.T, yaml string, want ...string) {
+	t.Helper()
+	_, err := catalog.Parse([]byte(yaml))
+	if err == nil {
+		t.Fatal("Parse accepted a bad catalog")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
 	}
 }
