@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 
+	"go.temporal.io/sdk/temporal"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -21,30 +23,39 @@ func servesSecret(ing *networkingv1.Ingress, secret string) bool {
 	return slices.ContainsFunc(ing.Spec.TLS, func(t networkingv1.IngressTLS) bool { return t.SecretName == secret })
 }
 
-// referencing returns the names of the Ingresses in ns that serve the
-// Secret, sorted.
-func (g ingresses) referencing(ctx context.Context, ns, secret string) ([]string, error) {
+// serving lists the Ingresses in ns that serve each of the Secrets, sorted,
+// with one List call however many Secrets are asked about.
+func (g ingresses) serving(ctx context.Context, ns string, secrets ...string) (map[string][]string, error) {
 	list, err := g.client.NetworkingV1().Ingresses(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list Ingresses in %s: %w", ns, err)
+		return nil, classify(fmt.Errorf("list Ingresses in %s: %w", ns, err))
 	}
-	var out []string
+	out := map[string][]string{}
 	for i := range list.Items {
-		if servesSecret(&list.Items[i], secret) {
-			out = append(out, list.Items[i].Name)
+		for _, secret := range secrets {
+			if servesSecret(&list.Items[i], secret) {
+				out[secret] = append(out[secret], list.Items[i].Name)
+			}
 		}
 	}
-	slices.Sort(out)
+	for _, names := range out {
+		slices.Sort(names)
+	}
 	return out, nil
 }
 
 // repoint moves every tls entry of the Ingress from one Secret to another
 // in one guarded patch, and returns how many entries it changed (0 when
-// the Ingress is on to already).
+// the Ingress is on to already). Its errors are ready for the workflow:
+// a deleted or edited Ingress is permanent, a failed test op is retried.
 func (g ingresses) repoint(ctx context.Context, ns, name, from, to, reason string) (int, error) {
 	ing, err := g.client.NetworkingV1().Ingresses(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return 0, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("ingress/%s was deleted during the rotation: restore it", name), ErrBadInput, nil)
+	}
 	if err != nil {
-		return 0, err
+		return 0, classify(fmt.Errorf("get ingress/%s: %w", name, err))
 	}
 	var paths []string
 	for i, t := range ing.Spec.TLS {
@@ -54,7 +65,8 @@ func (g ingresses) repoint(ctx context.Context, ns, name, from, to, reason strin
 	}
 	if len(paths) == 0 {
 		if !servesSecret(ing, to) {
-			return 0, fmt.Errorf("ingress/%s serves neither %s nor %s any more: someone edited it during the rotation", name, from, to)
+			return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"ingress/%s serves neither %s nor %s any more: someone edited it during the rotation", name, from, to), ErrConflict, nil)
 		}
 		return 0, nil
 	}
@@ -64,7 +76,7 @@ func (g ingresses) repoint(ctx context.Context, ns, name, from, to, reason strin
 	}
 	if _, err := g.client.NetworkingV1().Ingresses(ns).Patch(ctx, name, types.JSONPatchType, patch,
 		metav1.PatchOptions{FieldManager: ManagedByValue}); err != nil {
-		return 0, err
+		return 0, classify(fmt.Errorf("repoint ingress/%s from %s to %s: %w", name, from, to, err), isTestFailed)
 	}
 	return len(paths), nil
 }

@@ -70,9 +70,11 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		if k.Vault == nil {
 			return Plan{}, badInput("target %s: tls: the worker has no Vault connection to issue certificates: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
 		}
-		if ings, err = (ingresses{k.Client}).referencing(ctx, t.Namespace, current.Name); err != nil {
-			return Plan{}, classify(err)
+		served, err := (ingresses{k.Client}).serving(ctx, t.Namespace, current.Name)
+		if err != nil {
+			return Plan{}, err
 		}
+		ings = served[current.Name]
 	}
 	consumers, err := k.consumers(ctx, t, current.Name, len(ings) > 0)
 	if err != nil {
@@ -347,17 +349,8 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 	}
 	for _, name := range in.Ingresses {
 		n, err := (ingresses{k.Client}).repoint(ctx, in.Namespace, name, in.From.Name, in.To.Name, in.Reason)
-		if apierrors.IsNotFound(err) {
-			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("ingress/%s was deleted during the rotation: restore it", name), ErrBadInput, err)
-		}
 		if err != nil {
-			var status apierrors.APIStatus
-			if !errors.As(err, &status) {
-				// Not the API's answer: the Ingress no longer serves either Secret.
-				return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrConflict, nil)
-			}
-			return res, classify(fmt.Errorf("repoint ingress/%s from %s to %s: %w", name, in.From.Name, in.To.Name, err), isTestFailed)
+			return res, err
 		}
 		if n > 0 {
 			activity.GetLogger(ctx).Info("repointed ingress", "ingress", name, "from", in.From.Name, "to", in.To.Name, "entries", n)
@@ -472,21 +465,16 @@ func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) error {
 				joinWorkloads(stale), plural(len(stale)), in.Old.Name, joinWorkloads(stale)), ErrStillInUse, nil)
 	}
 	if len(in.Ingresses) > 0 {
-		g := ingresses{k.Client}
-		stale, err := g.referencing(ctx, in.Namespace, in.Old.Name)
+		served, err := (ingresses{k.Client}).serving(ctx, in.Namespace, in.Old.Name, in.New.Name)
 		if err != nil {
-			return classify(err)
+			return err
 		}
-		if len(stale) > 0 {
+		if stale := served[in.Old.Name]; len(stale) > 0 {
 			return temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("ingress %s still serve%s the old Secret %s: repoint it", strings.Join(stale, ", "), plural(len(stale)), in.Old.Name), ErrStillInUse, nil)
 		}
-		serving, err := g.referencing(ctx, in.Namespace, in.New.Name)
-		if err != nil {
-			return classify(err)
-		}
 		for _, name := range in.Ingresses {
-			if !slices.Contains(serving, name) {
+			if !slices.Contains(served[in.New.Name], name) {
 				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("ingress/%s does not serve the new Secret %s", name, in.New.Name), ErrConflict, nil)
 			}
 		}
@@ -521,14 +509,14 @@ func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, 
 		return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
 	}
 	if s.Type == corev1.SecretTypeTLS {
-		served, err := (ingresses{k.Client}).referencing(ctx, in.Secret.Namespace, in.Secret.Name)
+		served, err := (ingresses{k.Client}).serving(ctx, in.Secret.Namespace, in.Secret.Name)
 		if err != nil {
-			return RetireResult{}, classify(err)
+			return RetireResult{}, err
 		}
-		if len(served) > 0 {
+		if names := served[in.Secret.Name]; len(names) > 0 {
 			return RetireResult{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("Secret %s is still served by ingress %s: it was kept; repoint the Ingress, then delete it by hand",
-					in.Secret.Name, strings.Join(served, ", ")), ErrStillInUse, nil)
+					in.Secret.Name, strings.Join(names, ", ")), ErrStillInUse, nil)
 		}
 	}
 	if in.StagedByRun != "" && s.Annotations[AnnotationRunID] != in.StagedByRun {
