@@ -19,8 +19,9 @@ import (
 	"rotator/vault"
 )
 
-// AnnotationExpiresAt tells when a staging Secret's keys should have been
-// picked up; `starter stage-keys` refuses to leave older ones in place.
+// AnnotationExpiresAt tells a person who finds a staging Secret when its
+// keys should have been picked up; the rotation deletes it as soon as it
+// has copied them, or when it fails.
 const AnnotationExpiresAt = "rotator.dev/expires-at"
 
 // MaxAPIKeyBytes bounds a staged key: provider keys are about 200 bytes,
@@ -70,7 +71,7 @@ func CheckKeys(t catalog.Target, keys map[string][]byte) error {
 	}
 	for k := range keys {
 		if !slices.Contains(want, k) {
-			errs = append(errs, fmt.Sprintf("%s: is not a key of target %s: use %s", truncateKey(k), t.Name, strings.Join(want, ", ")))
+			errs = append(errs, fmt.Sprintf("%.64s: is not a key of target %s: use %s", k, t.Name, strings.Join(want, ", ")))
 		}
 	}
 	if len(errs) > 0 {
@@ -78,13 +79,6 @@ func CheckKeys(t catalog.Target, keys map[string][]byte) error {
 		return fmt.Errorf("staged keys for %s: %s", t.Name, strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-func truncateKey(k string) string {
-	if len(k) > 64 {
-		return k[:64] + "…"
-	}
-	return k
 }
 
 // Write stores keys for the target, replacing any staged before. It

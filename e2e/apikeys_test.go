@@ -89,6 +89,23 @@ func newLLM(t *testing.T, ctx context.Context, withVault bool) *llm {
 	return l
 }
 
+// rotate starts a rotation through the CLI and waits until it asks for keys.
+func (l *llm) rotate(ctx context.Context, flags ...string) {
+	l.t.Helper()
+	if out, err := l.starter(ctx, append([]string{"rotate", l.target, "--by", "e2e"}, flags...)...); err != nil {
+		l.t.Fatalf("rotate: %v\n%s", err, out)
+	}
+	waitForStep(l.t, ctx, l.fixture, workflows.StepAwaitKeys)
+}
+
+// newKeys are keys an engineer got from the consoles: both providers know them.
+func (l *llm) newKeys() (openai, anthropic string) {
+	openai, anthropic = openAIKey(), anthropicKey()
+	l.openai.AddKey(openai)
+	l.anthropic.AddKey(anthropic)
+	return openai, anthropic
+}
+
 func (l *llm) stageKeys(ctx context.Context, openai, anthropic string) (string, error) {
 	devstack.remember([]byte(openai), []byte(anthropic))
 	stdin := fmt.Sprintf("# keys from the consoles\nopenai-api-key=%s\nanthropic-api-key=%s\n", openai, anthropic)
@@ -119,10 +136,7 @@ func TestAPIKeysWithVault(t *testing.T) {
 	store := vault.NewStore(devstack.vault, "secret")
 	id := workflows.WorkflowID(l.target)
 
-	if out, err := l.starter(ctx, "rotate", l.target, "--by", "e2e"); err != nil {
-		t.Fatalf("rotate: %v\n%s", err, out)
-	}
-	waitForStep(t, ctx, l.fixture, workflows.StepAwaitKeys)
+	l.rotate(ctx)
 	out, err := l.starter(ctx, "status", l.target)
 	if err != nil || !strings.Contains(out, "starter stage-keys "+l.target) {
 		t.Errorf("status should remind to stage keys: %v\n%s", err, out)
@@ -149,9 +163,7 @@ func TestAPIKeysWithVault(t *testing.T) {
 		t.Errorf("status after a refusal:\n%s", out)
 	}
 
-	newOpenAI, newAnthropic := openAIKey(), anthropicKey()
-	l.openai.AddKey(newOpenAI)
-	l.anthropic.AddKey(newAnthropic)
+	newOpenAI, newAnthropic := l.newKeys()
 	if out, err := l.stageKeys(ctx, newOpenAI, newAnthropic); err != nil || !strings.Contains(out, "the providers accepted the keys") {
 		t.Fatalf("stage-keys: %v\n%s", err, out)
 	}
@@ -223,13 +235,8 @@ func TestAPIKeysEmergencyWithoutVault(t *testing.T) {
 	id := workflows.WorkflowID(l.target)
 	l.openai.FailNext("/v1/models", 2, http.StatusTooManyRequests)
 
-	if out, err := l.starter(ctx, "rotate", l.target, "--emergency", "--by", "e2e"); err != nil {
-		t.Fatalf("rotate: %v\n%s", err, out)
-	}
-	waitForStep(t, ctx, l.fixture, workflows.StepAwaitKeys)
-	newOpenAI, newAnthropic := openAIKey(), anthropicKey()
-	l.openai.AddKey(newOpenAI)
-	l.anthropic.AddKey(newAnthropic)
+	l.rotate(ctx, "--emergency")
+	newOpenAI, newAnthropic := l.newKeys()
 	if out, err := l.stageKeys(ctx, newOpenAI, newAnthropic); err != nil || !strings.Contains(out, "Secret "+l.ns+"/"+activities.StagingSecretName(l.secret)) {
 		t.Fatalf("stage-keys: %v\n%s", err, out)
 	}
@@ -267,13 +274,8 @@ func TestAPIKeysAbortRestoresVault(t *testing.T) {
 	store := vault.NewStore(devstack.vault, "secret")
 	id := workflows.WorkflowID(l.target)
 
-	if out, err := l.starter(ctx, "rotate", l.target, "--by", "e2e"); err != nil {
-		t.Fatalf("rotate: %v\n%s", err, out)
-	}
-	waitForStep(t, ctx, l.fixture, workflows.StepAwaitKeys)
-	newOpenAI, newAnthropic := openAIKey(), anthropicKey()
-	l.openai.AddKey(newOpenAI)
-	l.anthropic.AddKey(newAnthropic)
+	l.rotate(ctx)
+	newOpenAI, newAnthropic := l.newKeys()
 	if out, err := l.stageKeys(ctx, newOpenAI, newAnthropic); err != nil {
 		t.Fatalf("stage-keys: %v\n%s", err, out)
 	}
