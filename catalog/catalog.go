@@ -253,13 +253,6 @@ type TLS struct {
 	Handshake *Handshake `json:"handshake,omitempty"`
 }
 
-// Names returns every name the certificate must cover: the common name,
-// the DNS SANs and the IPs.
-func (t *TLS) Names() []string {
-	names := append([]string{t.CommonName}, t.DNSNames...)
-	return append(names, t.IPs...)
-}
-
 // Handshake is where verify dials to see the served certificate.
 type Handshake struct {
 	// Address is host:port as the worker reaches it.

@@ -239,9 +239,6 @@ targets:
 		got.TLS.RenewBefore.Duration != 30*24*time.Hour || got.TLS.Handshake.ServerName != "web.ns.svc" {
 		t.Errorf("defaults not applied: %+v %+v", got, got.TLS)
 	}
-	if names := got.TLS.Names(); strings.Join(names, ",") != "web.ns.svc,web.ns.svc.cluster.local,127.0.0.1" {
-		t.Errorf("names: %v", names)
-	}
 }
 
 func TestParseTLSErrors(t *testing.T) {

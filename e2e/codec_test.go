@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,7 +25,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"rotator/clients"
@@ -258,31 +256,13 @@ func assertDecodedProbe(t *testing.T, via string, h *historypb.History, marker s
 	}
 }
 
-// countMarker counts the marker's forms in the history's protobuf bytes
-// and its JSON: raw, hex, and base64 at each of the three alignments it
-// can have inside a longer base64-encoded payload.
+// countMarker counts the marker's forms (secretForms) in the history.
 func countMarker(t *testing.T, h *historypb.History, marker string) int {
 	t.Helper()
-	raw, err := proto.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := protojson.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forms := []string{marker, hex.EncodeToString([]byte(marker))}
-	for off := range 3 {
-		s := base64.StdEncoding.EncodeToString(append(make([]byte, off), marker...))
-		start := 0
-		if off > 0 {
-			start = 4 // the first group mixes in bytes before the marker
-		}
-		forms = append(forms, s[start:len(s)-4]) // so may the last
-	}
+	raw, js := historyBytes(t, h)
 	n := 0
-	for _, f := range forms {
-		n += bytes.Count(raw, []byte(f)) + bytes.Count(js, []byte(f))
+	for _, f := range secretForms([]byte(marker)) {
+		n += bytes.Count(raw, f) + bytes.Count(js, f)
 	}
 	return n
 }

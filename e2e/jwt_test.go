@@ -235,14 +235,7 @@ func history(t *testing.T, ctx context.Context, id string) *historypb.History {
 func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, values ...[]byte) {
 	t.Helper()
 	h := history(t, ctx, id)
-	raw, err := proto.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := protojson.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, js := historyBytes(t, h)
 	devstack.remember(values...)
 	for _, v := range values {
 		if len(v) < 16 {
@@ -250,7 +243,7 @@ func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, valu
 		}
 		for i, needle := range secretForms(v) {
 			if bytes.Contains(raw, needle) || bytes.Contains(js, needle) {
-				t.Errorf("history of %s contains a secret value (form %d: raw, base64, hex, decoded)", id, i)
+				t.Errorf("history of %s contains a secret value (form %d: raw, hex, base64 at three alignments, decoded)", id, i)
 			}
 		}
 	}
@@ -259,17 +252,42 @@ func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, valu
 	}
 }
 
-// writeHistory stores the history under -record-histories, if given.
-// secretForms are the encodings a leaked value could take: raw, base64,
-// hex, and decoded when the value is itself base64.
+// historyBytes is the history as stored (protobuf) and as the UI and
+// exports show it (JSON, where payloads are base64).
+func historyBytes(t *testing.T, h *historypb.History) (raw, js []byte) {
+	t.Helper()
+	raw, err := proto.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js, err = protojson.Marshal(h); err != nil {
+		t.Fatal(err)
+	}
+	return raw, js
+}
+
+// secretForms are the encodings a leaked value could take: raw, hex,
+// base64 at each of the three alignments it can have inside a longer
+// base64-encoded payload, and decoded when the value is itself base64.
 func secretForms(v []byte) [][]byte {
-	forms := [][]byte{v, []byte(base64.StdEncoding.EncodeToString(v)), []byte(hex.EncodeToString(v))}
+	forms := [][]byte{v, []byte(hex.EncodeToString(v))}
+	for off := range 3 {
+		s := base64.StdEncoding.EncodeToString(append(make([]byte, off), v...))
+		start := 0
+		if off > 0 {
+			start = 4 // the first group mixes in bytes before the value
+		}
+		if end := len(s) - 4; end > start { // so may the last
+			forms = append(forms, []byte(s[start:end]))
+		}
+	}
 	if dec, err := base64.StdEncoding.DecodeString(string(v)); err == nil && len(dec) >= 16 {
 		forms = append(forms, dec)
 	}
 	return forms
 }
 
+// writeHistory stores the history under -record-histories, if given.
 func writeHistory(t *testing.T, ctx context.Context, id, name string) {
 	t.Helper()
 	if *record == "" {

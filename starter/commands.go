@@ -31,11 +31,7 @@ func (a *app) rotateCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in.Target = args[0]
-			cat, err := a.catalog()
-			if err != nil {
-				return err
-			}
-			t, err := cat.Target(in.Target)
+			_, t, err := a.target(in.Target)
 			if err != nil {
 				return err
 			}

@@ -38,11 +38,7 @@ func (a *app) stageKeysCmd() *cobra.Command {
 			if by == "" {
 				return errors.New("--by: is required: say who stages the keys (defaults to $USER)")
 			}
-			cat, err := a.catalog()
-			if err != nil {
-				return err
-			}
-			t, err := cat.Target(args[0])
+			cat, t, err := a.target(args[0])
 			if err != nil {
 				return err
 			}

@@ -54,6 +54,16 @@ func (a *app) catalog() (*catalog.Catalog, error) {
 	return catalog.Load(a.catalogPath)
 }
 
+// target loads the catalog and finds a target in it.
+func (a *app) target(name string) (*catalog.Catalog, catalog.Target, error) {
+	cat, err := a.catalog()
+	if err != nil {
+		return nil, catalog.Target{}, err
+	}
+	t, err := cat.Target(name)
+	return cat, t, err
+}
+
 func newRoot(out, errOut io.Writer) *cobra.Command {
 	a := &app{out: out, errOut: errOut, temporal: clients.TemporalFromEnv()}
 	root := &cobra.Command{

@@ -36,12 +36,7 @@ func TestBadInputIsRefusedBeforeDialing(t *testing.T) {
 		{[]string{"list", "extra"}, "unknown command"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			root := newRoot(&out, &errOut)
-			root.SetArgs(append([]string{"--temporal-address", "127.0.0.1:1", "--catalog", "../rotator.yaml"}, tc.args...))
-			root.SetOut(&out)
-			root.SetErr(&errOut)
-			err := root.ExecuteContext(context.Background())
+			_, err := runOffline("", tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error containing %q, got %v", tc.want, err)
 			}
@@ -67,17 +62,11 @@ func TestStageKeysRefusesBadInput(t *testing.T) {
 		{"no by", "", []string{"stage-keys", "orchestrator-llm", "--by", ""}, "--by: is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			root := newRoot(&out, &errOut)
-			root.SetArgs(append([]string{"--temporal-address", "127.0.0.1:1", "--catalog", "../rotator.yaml"}, tc.args...))
-			root.SetIn(strings.NewReader(tc.stdin))
-			root.SetOut(&out)
-			root.SetErr(&errOut)
-			err := root.ExecuteContext(context.Background())
+			output, err := runOffline(tc.stdin, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error containing %q, got %v", tc.want, err)
 			}
-			if strings.Contains(err.Error()+out.String()+errOut.String(), "THISISASECRET") {
+			if strings.Contains(err.Error()+output, "THISISASECRET") {
 				t.Fatalf("the error or output shows a key: %v", err)
 			}
 		})
@@ -101,12 +90,7 @@ func TestSchedulesBadInputIsRefusedBeforeDialing(t *testing.T) {
 		{[]string{"schedules", "list", "extra"}, `unknown command "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			root := newRoot(&out, &errOut)
-			root.SetArgs(append([]string{"--temporal-address", "127.0.0.1:1", "--catalog", "../rotator.yaml"}, tc.args...))
-			root.SetOut(&out)
-			root.SetErr(&errOut)
-			err := root.ExecuteContext(context.Background())
+			_, err := runOffline("", tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error containing %q, got %v", tc.want, err)
 			}
@@ -294,4 +278,17 @@ func TestManagedOnlyTouchesRotatorsSchedules(t *testing.T) {
 			t.Errorf("managed(%s, %s, %v) = %v, want %v", tc.id, tc.wfType, tc.memo, got, tc.want)
 		}
 	}
+}
+
+// runOffline runs the CLI with the sample catalog against an address where
+// no Temporal server listens, and returns its error and all it printed.
+func runOffline(stdin string, args ...string) (string, error) {
+	var out bytes.Buffer
+	root := newRoot(&out, &out)
+	root.SetArgs(append([]string{"--temporal-address", "127.0.0.1:1", "--catalog", "../rotator.yaml"}, args...))
+	root.SetIn(strings.NewReader(stdin))
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
 }

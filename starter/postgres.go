@@ -25,11 +25,7 @@ func (a *app) postgresCmd() *cobra.Command {
 			"to the owner. Running it again changes nothing.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := a.catalog()
-			if err != nil {
-				return err
-			}
-			t, err := cat.Target(args[0])
+			_, t, err := a.target(args[0])
 			if err != nil {
 				return err
 			}
