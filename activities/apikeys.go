@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -206,16 +207,25 @@ func (a *APIKeys) Probe(ctx context.Context, plan Plan) error {
 	if pr.Body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// A probe URL may carry a token in its user info or query: errors and
+	// logs name only scheme, host and path.
+	shown := *req.URL
+	shown.User, shown.RawQuery, shown.Fragment = nil, "", ""
+	where := pr.Method + " " + shown.String()
 	resp, err := a.http().Do(req)
 	if err != nil {
-		return fmt.Errorf("probe %s %s: %w", pr.Method, pr.URL, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the full URL
+		}
+		return fmt.Errorf("probe %s: %w", where, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != pr.ExpectStatus {
-		return fmt.Errorf("probe %s %s answered %d, want %d", pr.Method, pr.URL, resp.StatusCode, pr.ExpectStatus)
+		return fmt.Errorf("probe %s answered %d, want %d", where, resp.StatusCode, pr.ExpectStatus)
 	}
-	activity.GetLogger(ctx).Info("probe passed", "target", t.Name, "url", pr.URL, "status", resp.StatusCode)
+	activity.GetLogger(ctx).Info("probe passed", "target", t.Name, "probe", where, "status", resp.StatusCode)
 	return nil
 }
 

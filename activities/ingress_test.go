@@ -50,3 +50,4 @@ func TestIngressServingAndRepoint(t *testing.T) {
 		t.Errorf("repoint of a deleted Ingress: %v", err)
 	}
 }
+
