@@ -50,4 +50,3 @@ func TestIngressServingAndRepoint(t *testing.T) {
 		t.Errorf("repoint of a deleted Ingress: %v", err)
 	}
 }
-
