@@ -3,10 +3,13 @@ SHELL := /bin/bash
 STATE ?= .devstack
 DEVSTACK := $(STATE)/bin/devstack
 STATICCHECK_VERSION := v0.8.2
+WORKFLOWCHECK_VERSION := v0.6.0
 GO_TEST_FLAGS ?=
 BENCH_RUNS ?= 3
+# Concurrent rotations of the scale benchmark (N=1000 takes about 15 minutes here).
+BENCH_SCALE ?= 10,100,1000
 
-.PHONY: all build devstack demo demo-down test test-unit test-e2e lint lint-docker replay-record bench clean
+.PHONY: all build devstack demo demo-down test test-unit test-e2e chaos fuzz lint lint-docker replay-record bench clean
 
 all: build
 
@@ -14,6 +17,7 @@ all: build
 build:
 	go build -o bin/worker ./worker
 	go build -o bin/starter ./starter
+	go build -o bin/fakeproviders ./fakeproviders
 
 $(DEVSTACK): $(shell find devstack -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.yaml' 2>/dev/null)
 	cd devstack && go build -o ../$(DEVSTACK) .
@@ -22,17 +26,18 @@ $(DEVSTACK): $(shell find devstack -name '*.go' -o -name go.mod -o -name go.sum 
 devstack: $(DEVSTACK)
 	$(DEVSTACK) --state $(STATE) up
 
-## demo: bring up the stack, run the worker, rotate the sample JWT secret into grace
+## demo: bring up the stack, run the worker and the provider stand-ins, apply the
+## schedules, rotate one target of each kind into grace
 demo: build devstack
 	STATE=$(STATE) scripts/demo.sh
 
-## demo-down: stop the worker and everything devstack started
+## demo-down: stop the worker, the provider stand-ins and everything devstack started
 demo-down:
 	STATE=$(STATE) scripts/demo.sh down
 	@if [ -x $(DEVSTACK) ]; then $(DEVSTACK) --state $(STATE) down; fi
 
 ## test: lint, unit tests, then the end-to-end tests against the devstack
-test: lint devstack test-unit test-e2e
+test: lint devstack test-unit fuzz test-e2e
 
 test-unit:
 	go test -short -count=1 $(GO_TEST_FLAGS) ./...
@@ -41,11 +46,27 @@ test-unit:
 test-e2e:
 	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/... ./vault/... ./pki/... ./deploy/...
 
-## lint: gofmt, go vet and staticcheck must be clean; then lint-docker
+## chaos: SIGKILL the worker at every step of rotations and restart a Temporal
+## server of its own during grace; prints "worker kills survived N/M"
+chaos: devstack
+	source $(STATE)/env && go test -count=1 -v -parallel 4 -timeout 45m $(GO_TEST_FLAGS) ./chaos/
+
+## fuzz: each fuzz target in turn (go test fuzzes one at a time), for the time
+## after its name; seeds in <package>/testdata/fuzz/<target>; under a minute in all.
+## Minimizing a new input is capped at 200 runs: by default it may take 60 s,
+## and a short run would do nothing else.
+FUZZ_TARGETS ?= catalog:FuzzParse:10s postgres:FuzzVerifier:8s postgres:FuzzIdent:3s postgres:FuzzLiteral:2s postgres:FuzzMatches:2s
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do IFS=: read -r pkg name time <<<"$$t"; \
+		echo "go test -fuzz ^$$name\$$ -fuzztime $$time ./$$pkg"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$time -fuzzminimizetime 200x ./$$pkg; done
+
+## lint: gofmt, go vet, staticcheck and workflowcheck must be clean; then lint-docker
 lint: lint-docker
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	go run go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION) ./workflows/...
 	cd devstack && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 ## lint-docker: the Dockerfile (BuildKit's build checks, as `docker build --check`,
@@ -63,4 +84,4 @@ clean:
 
 ## bench: benchmarks against the devstack; writes docs/benchmarks.md
 bench: build devstack
-	source $(STATE)/env && go run ./bench -runs $(BENCH_RUNS)
+	source $(STATE)/env && go run ./bench -runs $(BENCH_RUNS) -scale $(BENCH_SCALE)

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,10 +13,12 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -61,9 +64,22 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if in.Kind != "" && in.Kind != t.Kind {
 		return Plan{}, badInput("target %s is of kind %s, not %s: start the workflow for kind %s", t.Name, t.Kind, in.Kind, t.Kind)
 	}
+	// The consumers are read while the Secret is looked up: neither
+	// needs the other, and each waits on the apiserver.
+	var found []workload
+	var foundErr error
+	fetched := make(chan struct{})
+	go func() {
+		defer close(fetched)
+		found, foundErr = k.fetchConsumers(ctx, t)
+	}()
 	current, next, err := k.versions(ctx, t)
+	<-fetched
 	if err != nil {
 		return Plan{}, err
+	}
+	if foundErr != nil {
+		return Plan{}, foundErr
 	}
 	var ings []string
 	if t.Kind == catalog.KindTLS {
@@ -76,7 +92,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		}
 		ings = served[current.Name]
 	}
-	consumers, err := k.consumers(ctx, t, current.Name, len(ings) > 0)
+	consumers, seen, err := consumersOf(t, found, current.Name, len(ings) > 0)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -91,6 +107,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		Consumers:   consumers,
 		Ingresses:   ings,
 		Grace:       t.Grace.Duration,
+		Seen:        seen,
 	}
 	if c := t.TLS; c != nil {
 		plan.TLS = &TLSPlan{Mount: c.Mount, Role: c.Role, CommonName: c.CommonName, DNSNames: c.DNSNames, IPs: c.IPs, TTL: c.TTL.Duration}
@@ -167,39 +184,55 @@ func (k *Kube) versions(ctx context.Context, t catalog.Target) (SecretRef, int, 
 	return refOf(cur, t.Key), maxVersion + 1, nil
 }
 
-// consumers returns the catalog's consumers, each checked to exist and to
-// reference the Secret, or else every workload that references it.
-func (k *Kube) consumers(ctx context.Context, t catalog.Target, secret string, servedByIngress bool) ([]Workload, error) {
+// fetchConsumers reads the catalog's consumers, each checked to exist, or
+// else every consumer-kind workload in the target's namespace.
+func (k *Kube) fetchConsumers(ctx context.Context, t catalog.Target) ([]workload, error) {
 	wl := k.workloads()
-	if len(t.Consumers) > 0 {
-		out := make([]Workload, 0, len(t.Consumers))
-		for i, c := range t.Consumers {
-			ref := Workload{Kind: c.Kind, Name: c.Name}
-			w, err := wl.get(ctx, t.Namespace, ref)
-			if apierrors.IsNotFound(err) {
-				return nil, badInput("target %s: consumers[%d]: %s does not exist in namespace %s: fix or remove it in rotator.yaml",
-					t.Name, i, ref, t.Namespace)
-			}
-			if err != nil {
-				return nil, classify(fmt.Errorf("get %s: %w", ref, err))
-			}
-			if len(secretRefPaths(&w.template.Spec, secret)) == 0 {
-				return nil, badInput("target %s: consumers[%d]: %s does not reference Secret %s: fix or remove it in rotator.yaml",
-					t.Name, i, ref, secret)
-			}
-			out = append(out, ref)
+	if len(t.Consumers) == 0 {
+		all, err := wl.list(ctx, t.Namespace)
+		if err != nil {
+			return nil, classify(err)
 		}
-		return out, nil
+		return all, nil
 	}
-	refs, err := wl.referencing(ctx, t.Namespace, secret)
-	if err != nil {
-		return nil, classify(err)
+	out := make([]workload, 0, len(t.Consumers))
+	for i, c := range t.Consumers {
+		ref := Workload{Kind: c.Kind, Name: c.Name}
+		w, err := wl.get(ctx, t.Namespace, ref)
+		if apierrors.IsNotFound(err) {
+			return nil, badInput("target %s: consumers[%d]: %s does not exist in namespace %s: fix or remove it in rotator.yaml",
+				t.Name, i, ref, t.Namespace)
+		}
+		if err != nil {
+			return nil, classify(fmt.Errorf("get %s: %w", ref, err))
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// consumersOf returns the catalog's consumers, each checked to reference
+// the Secret, or else every workload found that references it; and what
+// promote needs of each, read here once.
+func consumersOf(t catalog.Target, found []workload, secret string, servedByIngress bool) ([]Workload, []Seen, error) {
+	var refs []Workload
+	var seen []Seen
+	for i, w := range found {
+		if len(secretRefPaths(&w.template.Spec, secret)) == 0 {
+			if len(t.Consumers) > 0 {
+				return nil, nil, badInput("target %s: consumers[%d]: %s does not reference Secret %s: fix or remove it in rotator.yaml",
+					t.Name, i, w.ref, secret)
+			}
+			continue
+		}
+		refs = append(refs, w.ref)
+		seen = append(seen, w.seen(secret))
 	}
 	if len(refs) == 0 && !servedByIngress {
-		return nil, badInput("target %s: no Deployment, StatefulSet or DaemonSet in namespace %s references Secret %s: check namespace and secret in rotator.yaml",
+		return nil, nil, badInput("target %s: no Deployment, StatefulSet or DaemonSet in namespace %s references Secret %s: check namespace and secret in rotator.yaml",
 			t.Name, t.Namespace, secret)
 	}
-	return refs, nil
+	return refs, seen, nil
 }
 
 // StageSecret generates the new material and stores it in an immutable
@@ -208,27 +241,32 @@ func (k *Kube) consumers(ctx context.Context, t catalog.Target, secret string, s
 func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error) {
 	p := in.Plan
 	secrets := k.Client.CoreV1().Secrets(p.Namespace)
-	run := activity.GetInfo(ctx).WorkflowExecution.RunID
+	info := activity.GetInfo(ctx)
+	run := info.WorkflowExecution.RunID
 	name := fmt.Sprintf("%s-%d", p.Base, p.NextVersion)
 
-	if existing, err := secrets.Get(ctx, name, metav1.GetOptions{}); err == nil {
-		if existing.Annotations[AnnotationRunID] != run {
-			return SecretRef{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
-				ErrConflict, nil)
+	// A first attempt cannot find a Secret of its own, so it goes straight
+	// to the create: should the name be taken, the create fails with
+	// AlreadyExists and the retry looks here whose it is.
+	if info.Attempt > 1 {
+		existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			if existing.Annotations[AnnotationRunID] != run {
+				return SecretRef{}, temporal.NewNonRetryableApplicationError(
+					fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
+					ErrConflict, nil)
+			}
+			// A retry after the create: the staged keys may still be there.
+			if err := k.staging().discard(ctx, p); err != nil {
+				return SecretRef{}, err
+			}
+			return refOf(existing, p.Key), nil
+		case !apierrors.IsNotFound(err):
+			return SecretRef{}, classify(fmt.Errorf("get Secret %s: %w", name, err))
 		}
-		// A retry after the create: the staged keys may still be there.
-		if err := k.staging().discard(ctx, p); err != nil {
-			return SecretRef{}, err
-		}
-		return refOf(existing, p.Key), nil
-	} else if !apierrors.IsNotFound(err) {
-		return SecretRef{}, classify(fmt.Errorf("get Secret %s: %w", name, err))
 	}
 
-	if err := k.adopt(ctx, p); err != nil {
-		return SecretRef{}, err
-	}
 	data, err := k.material(ctx, p)
 	if err != nil {
 		return SecretRef{}, err
@@ -285,29 +323,6 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	return refOf(created, p.Key), nil
 }
 
-// adopt labels the pre-existing unversioned Secret as version 1, so the
-// history of versions starts with what the consumers use today.
-func (k *Kube) adopt(ctx context.Context, p Plan) error {
-	if p.Current.Name != p.Base || p.Current.Version != 1 {
-		return nil
-	}
-	s, err := k.Client.CoreV1().Secrets(p.Namespace).Get(ctx, p.Base, metav1.GetOptions{})
-	if err != nil {
-		return classify(fmt.Errorf("get Secret %s: %w", p.Base, err))
-	}
-	if s.Labels[LabelTarget] == p.Target {
-		return nil
-	}
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q,%q:"1",%q:%q},"annotations":{%q:%q}}}`,
-		LabelManagedBy, ManagedByValue, LabelTarget, p.Target, LabelVersion, LabelStage, StageCurrent,
-		AnnotationFingerprint, Fingerprint(s.Data[p.Key]))
-	if _, err := k.Client.CoreV1().Secrets(p.Namespace).Patch(ctx, p.Base, types.MergePatchType, []byte(patch),
-		metav1.PatchOptions{FieldManager: ManagedByValue}); err != nil {
-		return classify(fmt.Errorf("adopt Secret %s as version 1: %w", p.Base, err))
-	}
-	return nil
-}
-
 // Promote repoints every reference in each consumer's pod template from one
 // Secret to the other, one patch per workload, then relabels the two
 // versions (To current, From previous). Workloads already on To are left
@@ -315,7 +330,27 @@ func (k *Kube) adopt(ctx context.Context, p Plan) error {
 func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
 	wl := k.workloads()
 	var res PromoteResult
+	// What preflight saw is used on the first attempt only: after that the
+	// workload may have been patched by the attempt before.
+	var seen map[Workload]Seen
+	if activity.GetInfo(ctx).Attempt <= 1 {
+		seen = make(map[Workload]Seen, len(in.Seen))
+		for _, s := range in.Seen {
+			seen[s.Workload] = s
+		}
+	}
 	for _, c := range in.Consumers {
+		if s, ok := seen[c]; ok && len(s.Paths) > 0 {
+			r, err := k.promoteSeen(ctx, in, s)
+			if err == nil {
+				res.Rollouts = append(res.Rollouts, r)
+				continue
+			}
+			if !isTestFailed(err) && !apierrors.IsNotFound(err) {
+				return res, classify(fmt.Errorf("repoint %s from %s to %s: %w", c, in.From.Name, in.To.Name, err))
+			}
+			// Changed or gone since preflight: read it and decide afresh.
+		}
 		w, err := wl.get(ctx, in.Namespace, c)
 		if apierrors.IsNotFound(err) {
 			return res, temporal.NewNonRetryableApplicationError(
@@ -334,7 +369,7 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 					fmt.Sprintf("%s references neither %s nor %s any more: someone edited it during the rotation", c, in.From.Name, in.To.Name),
 					ErrConflict, nil)
 			}
-			res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: w.meta.GetGeneration()})
+			res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: w.meta.GetGeneration(), From: in.From.Name, To: in.To.Name})
 			continue
 		}
 		patched, err := wl.patch(ctx, in.Namespace, c, patch)
@@ -345,7 +380,8 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 		}
 		activity.GetLogger(ctx).Info("repointed workload", "workload", c.String(), "from", in.From.Name,
 			"to", in.To.Name, "references", n, "generation", patched.meta.GetGeneration())
-		res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: patched.meta.GetGeneration(), Patched: true})
+		res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: patched.meta.GetGeneration(), Patched: true,
+			ResourceVersion: patched.meta.GetResourceVersion(), From: in.From.Name, To: in.To.Name})
 	}
 	for _, name := range in.Ingresses {
 		n, err := (ingresses{k.Client}).repoint(ctx, in.Namespace, name, in.From.Name, in.To.Name, in.Reason)
@@ -356,20 +392,52 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 			activity.GetLogger(ctx).Info("repointed ingress", "ingress", name, "from", in.From.Name, "to", in.To.Name, "entries", n)
 		}
 	}
-	if err := k.setStage(ctx, in.Namespace, in.To.Name, StageCurrent); err != nil {
+	if err := k.setStage(ctx, in.Namespace, in.To, StageCurrent, in.Target); err != nil {
 		return res, err
 	}
-	if err := k.setStage(ctx, in.Namespace, in.From.Name, StagePrevious); err != nil {
+	if err := k.setStage(ctx, in.Namespace, in.From, StagePrevious, in.Target); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-func (k *Kube) setStage(ctx context.Context, ns, name, stage string) error {
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, LabelStage, stage)
-	_, err := k.Client.CoreV1().Secrets(ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: ManagedByValue})
+// promoteSeen repoints a consumer with the patch built from what
+// preflight saw of it; the patch fails as a failed test if the workload
+// changed since.
+func (k *Kube) promoteSeen(ctx context.Context, in PromoteInput, s Seen) (Rollout, error) {
+	patch, err := seenPatch(s, in.From.Name, in.To.Name, in.Reason)
+	if err != nil {
+		return Rollout{}, err
+	}
+	patched, err := k.workloads().patch(ctx, in.Namespace, s.Workload, patch)
+	if err != nil {
+		return Rollout{}, err
+	}
+	activity.GetLogger(ctx).Info("repointed workload", "workload", s.Workload.String(), "from", in.From.Name,
+		"to", in.To.Name, "references", len(s.Paths), "generation", patched.meta.GetGeneration())
+	return Rollout{Workload: s.Workload, Generation: patched.meta.GetGeneration(), Patched: true,
+		ResourceVersion: patched.meta.GetResourceVersion(), From: in.From.Name, To: in.To.Name}, nil
+}
+
+// setStage labels a Secret version with its stage. Given the target, it
+// also writes the version labels, which adopts a Secret rotator did not
+// create (the unversioned original becomes version 1) in the same patch.
+func (k *Kube) setStage(ctx context.Context, ns string, ref SecretRef, stage, target string) error {
+	meta := map[string]any{"labels": map[string]string{LabelStage: stage}}
+	if target != "" {
+		meta["labels"] = map[string]string{LabelStage: stage, LabelManagedBy: ManagedByValue, LabelTarget: target,
+			LabelVersion: strconv.Itoa(ref.Version)}
+		if ref.Fingerprint != "" {
+			meta["annotations"] = map[string]string{AnnotationFingerprint: ref.Fingerprint}
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		return fmt.Errorf("encode label patch: %w", err)
+	}
+	_, err = k.Client.CoreV1().Secrets(ns).Patch(ctx, ref.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: ManagedByValue})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return classify(fmt.Errorf("label Secret %s %s=%s: %w", name, LabelStage, stage, err))
+		return classify(fmt.Errorf("label Secret %s %s=%s: %w", ref.Name, LabelStage, stage, err))
 	}
 	return nil
 }
@@ -383,18 +451,14 @@ func (k *Kube) AwaitRollout(ctx context.Context, in AwaitInput) error {
 		every = 10 * time.Second
 	}
 	for _, r := range in.Rollouts {
-		if err := k.await(ctx, in.Namespace, r, every); err != nil {
+		if err := k.await(ctx, in, r, every); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Duration) error {
-	lw, obj, err := k.workloads().listWatch(ns, r.Workload)
-	if err != nil {
-		return badInput("%v", err)
-	}
+func (k *Kube) await(ctx context.Context, in AwaitInput, r Rollout, every time.Duration) error {
 	progress := make(chan string, 1)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -415,11 +479,20 @@ func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Durat
 			}
 		}
 	}()
-	var failed error
-	_, err = watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
-		if ev.Type == watch.Deleted {
+	// failed is a rollout that failed for good, refused a rolled-out
+	// template that does not reference what it should.
+	var failed, refused error
+	cond := func(ev watch.Event) (bool, error) {
+		switch ev.Type {
+		case watch.Deleted:
 			failed = fmt.Errorf("%s was deleted during its rollout", r.Workload)
 			return false, failed
+		case watch.Bookmark:
+			return false, nil
+		case watch.Error:
+			// Typically 410 Gone: the resourceVersion is too old to
+			// watch from; the caller falls back to list and watch.
+			return false, fmt.Errorf("watch %s: %w", r.Workload, apierrors.FromObject(ev.Object))
 		}
 		done, msg, err := rolloutState(ev.Object, r.Generation)
 		if err != nil {
@@ -430,9 +503,33 @@ func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Durat
 		case progress <- msg:
 		default:
 		}
+		if done && r.To != "" {
+			if refused = verifyTemplate(ev.Object, r.Workload, r.From, r.To); refused != nil {
+				return false, refused
+			}
+		}
 		return done, nil
-	})
+	}
+	err := errors.New("no watch from a resourceVersion")
+	if r.Patched && r.ResourceVersion != "" {
+		// The patch response's resourceVersion is where the rollout
+		// starts, so a watch from there sees all of it: one request
+		// instead of a list and a watch.
+		var w watch.Interface
+		if w, err = k.workloads().watch(ctx, in.Namespace, r.Workload, r.ResourceVersion); err == nil {
+			_, err = watchtools.UntilWithoutRetry(ctx, w, cond)
+		}
+	}
+	if err != nil && failed == nil && refused == nil && ctx.Err() == nil {
+		lw, obj, lerr := k.workloads().listWatch(in.Namespace, r.Workload)
+		if lerr != nil {
+			return badInput("%v", lerr)
+		}
+		_, err = watchtools.UntilWithSync(ctx, lw, obj, nil, cond)
+	}
 	switch {
+	case refused != nil:
+		return refused
 	case failed != nil:
 		return temporal.NewNonRetryableApplicationError(failed.Error(), ErrRolloutFailed, nil)
 	case err != nil:
@@ -442,27 +539,60 @@ func (k *Kube) await(ctx context.Context, ns string, r Rollout, every time.Durat
 	return nil
 }
 
+// verifyTemplate checks that a rolled-out workload's template references
+// the new Secret and no longer the old one: verify's check of a consumer,
+// made on the object the rollout watch delivered.
+func verifyTemplate(obj runtime.Object, ref Workload, oldName, newName string) error {
+	var spec *corev1.PodSpec
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		spec = &o.Spec.Template.Spec
+	case *appsv1.StatefulSet:
+		spec = &o.Spec.Template.Spec
+	case *appsv1.DaemonSet:
+		spec = &o.Spec.Template.Spec
+	default:
+		return fmt.Errorf("unexpected workload type %T", obj)
+	}
+	if oldName != "" && len(secretRefPaths(spec, oldName)) > 0 {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s still references the old Secret %s: someone edited it during the rotation", ref, oldName), ErrStillInUse, nil)
+	}
+	if len(secretRefPaths(spec, newName)) == 0 {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s does not reference the new Secret %s", ref, newName), ErrConflict, nil)
+	}
+	return nil
+}
+
 // VerifyConsumers proves the promotion took: every consumer's template
 // references the new version and none the old. A workload created during
 // the rotation that still references the old version is reported too.
+// When the rollout wait already checked the consumers' templates
+// (CheckedInRollout), they are not read again: the namespace-wide check
+// for stale references is then left to retire, which runs it anyway
+// before it deletes the old version.
 func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) error {
-	all, err := k.workloads().list(ctx, in.Namespace)
-	if err != nil {
-		return classify(err)
-	}
-	var stale, current []Workload
-	for _, w := range all {
-		if len(secretRefPaths(&w.template.Spec, in.Old.Name)) > 0 {
-			stale = append(stale, w.ref)
+	var current []Workload
+	if !in.CheckedInRollout {
+		all, err := k.workloads().list(ctx, in.Namespace)
+		if err != nil {
+			return classify(err)
 		}
-		if len(secretRefPaths(&w.template.Spec, in.New.Name)) > 0 {
-			current = append(current, w.ref)
+		var stale []Workload
+		for _, w := range all {
+			if len(secretRefPaths(&w.template.Spec, in.Old.Name)) > 0 {
+				stale = append(stale, w.ref)
+			}
+			if len(secretRefPaths(&w.template.Spec, in.New.Name)) > 0 {
+				current = append(current, w.ref)
+			}
 		}
-	}
-	if len(stale) > 0 {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s still reference%s the old Secret %s: add %s to the target's consumers or repoint it",
-				joinWorkloads(stale), plural(len(stale)), in.Old.Name, joinWorkloads(stale)), ErrStillInUse, nil)
+		if len(stale) > 0 {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s still reference%s the old Secret %s: add %s to the target's consumers or repoint it",
+					joinWorkloads(stale), plural(len(stale)), in.Old.Name, joinWorkloads(stale)), ErrStillInUse, nil)
+		}
 	}
 	if len(in.Ingresses) > 0 {
 		served, err := (ingresses{k.Client}).serving(ctx, in.Namespace, in.Old.Name, in.New.Name)
@@ -478,6 +608,9 @@ func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) error {
 				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("ingress/%s does not serve the new Secret %s", name, in.New.Name), ErrConflict, nil)
 			}
 		}
+	}
+	if in.CheckedInRollout {
+		return nil
 	}
 	for _, c := range in.Consumers {
 		if !slices.Contains(current, c) {
@@ -501,6 +634,12 @@ func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, 
 				in.Secret.Name, joinWorkloads(users), joinWorkloads(users)), ErrStillInUse, nil)
 	}
 	secrets := k.Client.CoreV1().Secrets(in.Secret.Namespace)
+	if in.StagedByRun == "" && in.Secret.UID != "" && !in.Secret.TLS {
+		// The reference carries what a read would tell: which object it is,
+		// and that no Ingress can serve it. The UID precondition keeps a
+		// Secret recreated under the name since.
+		return k.deleteSecret(ctx, in.Secret, in.Secret.UID)
+	}
 	s, err := secrets.Get(ctx, in.Secret.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return RetireResult{}, nil
@@ -524,14 +663,23 @@ func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, 
 		return RetireResult{}, nil
 	}
 	// The UID precondition makes sure the Secret checked above is the one deleted.
-	err = secrets.Delete(ctx, in.Secret.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(s.UID))})
-	if apierrors.IsNotFound(err) {
+	return k.deleteSecret(ctx, in.Secret, string(s.UID))
+}
+
+// deleteSecret deletes a Secret version if it is still the object with
+// that UID; gone already counts as done.
+func (k *Kube) deleteSecret(ctx context.Context, ref SecretRef, uid string) (RetireResult, error) {
+	err := k.Client.CoreV1().Secrets(ref.Namespace).Delete(ctx, ref.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(uid)})
+	switch {
+	case apierrors.IsNotFound(err):
 		return RetireResult{}, nil
+	case apierrors.IsConflict(err):
+		activity.GetLogger(ctx).Warn("kept Secret recreated since the rotation read it", "secret", ref.Name)
+		return RetireResult{}, nil
+	case err != nil:
+		return RetireResult{}, classify(fmt.Errorf("delete Secret %s: %w", ref.Name, err))
 	}
-	if err != nil {
-		return RetireResult{}, classify(fmt.Errorf("delete Secret %s: %w", in.Secret.Name, err))
-	}
-	activity.GetLogger(ctx).Info("retired Secret version", "secret", in.Secret.Name, "version", in.Secret.Version)
+	activity.GetLogger(ctx).Info("retired Secret version", "secret", ref.Name, "version", ref.Version)
 	return RetireResult{Deleted: true}, nil
 }
 
@@ -548,7 +696,7 @@ func refOf(s *corev1.Secret, key string) SecretRef {
 	}
 	vv, _ := strconv.Atoi(s.Annotations[AnnotationVaultVersion])
 	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp,
-		Username: string(s.Data[postgres.UsernameKey]), VaultVersion: vv}
+		Username: string(s.Data[postgres.UsernameKey]), VaultVersion: vv, UID: string(s.UID), TLS: s.Type == corev1.SecretTypeTLS}
 }
 
 // classify turns Kubernetes errors that retrying cannot fix (RBAC
@@ -574,9 +722,17 @@ func classify(err error, retryable ...func(error) bool) error {
 }
 
 // isTestFailed tells a failed JSON patch test op (the workload changed
-// under us; retry) from other invalid patches.
+// under us; retry) from a patch whose result fails validation. The
+// apiserver answers both with 422 Invalid; a patch that cannot be applied
+// (a failed test, a path a concurrent edit removed) carries no causes and
+// a generic message, while validation names the fields it rejects.
 func isTestFailed(err error) bool {
-	return apierrors.IsInvalid(err) && strings.Contains(err.Error(), "test")
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d == nil || len(d.Causes) == 0
 }
 
 func joinWorkloads(ws []Workload) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/activity"
@@ -163,17 +164,35 @@ func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error 
 	return nil
 }
 
+// RefusedLoginBudget is how long VerifyLogin keeps retrying a login the
+// server refuses before it fails for good.
+const RefusedLoginBudget = time.Minute
+
 // VerifyLogin logs in with the new version and runs SELECT 1. A refused
-// login is retried: a replica or pooler may not have the change yet.
+// login is retried for RefusedLoginBudget, counted from the first attempt
+// (a replica or pooler may not have the change yet), then fails for good.
+// An unreachable server stays retryable however long it lasts: the retry
+// policy bounds that, and the attempts an outage used must not count
+// against the password.
 func (p *Postgres) VerifyLogin(ctx context.Context, in DatabaseInput) error {
 	pp, staged, err := p.staged(ctx, in)
 	if err != nil {
 		return err
 	}
 	if err := postgres.CanLogin(ctx, pp.Server, staged); err != nil {
-		return fmt.Errorf("log in with %s: %w", in.New.Name, err)
+		return loginError(fmt.Errorf("log in with %s: %w", in.New.Name, err), time.Since(activity.GetInfo(ctx).ScheduledTime))
 	}
 	return nil
+}
+
+// loginError keeps a failed login check retryable, unless the server has
+// refused the password for RefusedLoginBudget since the first attempt.
+func loginError(err error, sinceFirstAttempt time.Duration) error {
+	if postgres.IsAuthFailure(err) && sinceFirstAttempt >= RefusedLoginBudget {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%v: refused for %s", err, RefusedLoginBudget), ErrBadInput, err)
+	}
+	return err
 }
 
 // LockPreviousUser removes LOGIN from the alternating user that the

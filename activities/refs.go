@@ -70,10 +70,35 @@ func repointPatch(templatePath string, spec *corev1.PodSpec, annotations map[str
 	return b, len(paths), err
 }
 
+// seenPatch builds the repoint patch from what preflight saw of a workload,
+// without reading it again. Its first op tests the resourceVersion, so the
+// patch applies only to the very object preflight read; any change since
+// makes it fail like a failed test op, and promote reads the workload.
+func seenPatch(s Seen, from, to, cause string) ([]byte, error) {
+	full := make([]string, len(s.Paths))
+	for i, p := range s.Paths {
+		full[i] = "/spec/template/spec" + p
+	}
+	var annotations map[string]string
+	if s.Annotated {
+		// Only nil versus non-nil matters to the patch: add one key or
+		// the whole map.
+		annotations = map[string]string{}
+	}
+	return guardedPatch([]patchOp{{Op: "test", Path: "/metadata/resourceVersion", Value: s.ResourceVersion}},
+		full, annotations, from, to, cause)
+}
+
 // guardedReplace replaces the value at each path, each guarded by a test of
 // the old value, and records the cause in the change-cause annotation.
 func guardedReplace(paths []string, annotations map[string]string, from, to, cause string) ([]byte, error) {
-	ops := make([]patchOp, 0, 2*len(paths)+1)
+	return guardedPatch(nil, paths, annotations, from, to, cause)
+}
+
+// guardedPatch is guardedReplace after the ops given first.
+func guardedPatch(first []patchOp, paths []string, annotations map[string]string, from, to, cause string) ([]byte, error) {
+	ops := make([]patchOp, 0, len(first)+2*len(paths)+1)
+	ops = append(ops, first...)
 	for _, p := range paths {
 		ops = append(ops, patchOp{Op: "test", Path: p, Value: from}, patchOp{Op: "replace", Path: p, Value: to})
 	}

@@ -66,6 +66,12 @@ type SecretRef struct {
 	// VaultVersion is the KV v2 version that records this version, when
 	// the target has a Vault path.
 	VaultVersion int `json:"vaultVersion,omitempty"`
+	// UID is the Secret's UID when it was read: retire deletes with it as
+	// a precondition, so it never deletes a Secret recreated since under
+	// the same name.
+	UID string `json:"uid,omitempty"`
+	// TLS says it is a kubernetes.io/tls Secret, which Ingresses may serve.
+	TLS bool `json:"tls,omitempty"`
 }
 
 // Workload is a consumer of a Secret.
@@ -106,6 +112,23 @@ type Plan struct {
 	Ingresses []string `json:"ingresses,omitempty"`
 	// TLS is what a tls target's new certificate must be.
 	TLS *TLSPlan `json:"tls,omitempty"`
+	// Seen is what preflight read of each consumer, so that promote
+	// need not read the workloads again.
+	Seen []Seen `json:"seen,omitempty"`
+}
+
+// Seen is a consumer as preflight read it: where its pod spec names the
+// current Secret, at which resourceVersion. Promote patches from it
+// without a read; the patch tests the resourceVersion, so a workload that
+// changed since is read afresh instead. No value, only JSON pointers.
+type Seen struct {
+	Workload        Workload `json:"workload"`
+	ResourceVersion string   `json:"resourceVersion"`
+	// Paths are relative to the pod spec, as secretRefPaths returns them.
+	Paths []string `json:"paths"`
+	// Annotated says the workload has annotations, which decides how the
+	// patch adds the change cause.
+	Annotated bool `json:"annotated,omitempty"`
 }
 
 // TLSPlan is what Vault's PKI engine issues for a tls target.
@@ -268,6 +291,12 @@ type PromoteInput struct {
 	Ingresses []string `json:"ingresses,omitempty"`
 	// Reason is written to each workload's change-cause annotation.
 	Reason string `json:"reason"`
+	// Target, when set, adopts an unversioned From as version 1 of the
+	// target in the same patch that labels it previous.
+	Target string `json:"target,omitempty"`
+	// Seen are the consumers as preflight read them (see Seen); without
+	// them, or when a workload changed since, promote reads it first.
+	Seen []Seen `json:"seen,omitempty"`
 }
 
 // Rollout is a workload whose pod template changed and the generation that
@@ -276,6 +305,29 @@ type Rollout struct {
 	Workload   Workload `json:"workload"`
 	Generation int64    `json:"generation"`
 	Patched    bool     `json:"patched"`
+	// ResourceVersion is the workload's as patched: the rollout is watched
+	// from there, without listing it again.
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+	// From and To are the Secrets the template moves between. When set,
+	// the rollout wait checks that the rolled-out template references To
+	// and no longer From: verify's check, on the object the watch ends
+	// with, at no extra request.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
+
+// CheckedInRollout says whether waiting for the rollouts checked every
+// consumer's template for the new Secret, so verify need not read them.
+func CheckedInRollout(rollouts []Rollout, consumers []Workload, to string) bool {
+	if len(rollouts) != len(consumers) {
+		return false
+	}
+	for i, r := range rollouts {
+		if r.Workload != consumers[i] || r.To != to {
+			return false
+		}
+	}
+	return true
 }
 
 // PromoteResult lists the rollouts a promote started.
@@ -296,6 +348,10 @@ type VerifyInput struct {
 	New       SecretRef  `json:"new"`
 	Consumers []Workload `json:"consumers"`
 	Ingresses []string   `json:"ingresses,omitempty"`
+	// CheckedInRollout says the rollout wait already checked each
+	// consumer's template (see Rollout.To), so verify does not read them
+	// again; only Ingresses are left to check.
+	CheckedInRollout bool `json:"checkedInRollout,omitempty"`
 }
 
 // RetireInput asks to delete a Secret version nothing references any more.

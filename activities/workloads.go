@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -68,26 +70,29 @@ func (w workloads) patch(ctx context.Context, ns string, ref Workload, patch []b
 }
 
 // list returns every consumer-kind workload in the namespace: three list
-// calls, however many workloads there are.
+// calls, however many workloads there are, made at once since each waits
+// on the apiserver.
 func (w workloads) list(ctx context.Context, ns string) ([]workload, error) {
-	var out []workload
-	deps, err := w.client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list deployments in %s: %w", ns, err)
+	var deps *appsv1.DeploymentList
+	var sts *appsv1.StatefulSetList
+	var dss *appsv1.DaemonSetList
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() { deps, errs[0] = w.client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}) })
+	wg.Go(func() { sts, errs[1] = w.client.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{}) })
+	wg.Go(func() { dss, errs[2] = w.client.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{}) })
+	wg.Wait()
+	for i, kind := range []string{"deployments", "statefulsets", "daemonsets"} {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", kind, ns, errs[i])
+		}
 	}
+	out := make([]workload, 0, len(deps.Items)+len(sts.Items)+len(dss.Items))
 	for i := range deps.Items {
 		out = append(out, asWorkload(&deps.Items[i]))
 	}
-	sts, err := w.client.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list statefulsets in %s: %w", ns, err)
-	}
 	for i := range sts.Items {
 		out = append(out, asWorkload(&sts.Items[i]))
-	}
-	dss, err := w.client.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list daemonsets in %s: %w", ns, err)
 	}
 	for i := range dss.Items {
 		out = append(out, asWorkload(&dss.Items[i]))
@@ -108,6 +113,29 @@ func (w workloads) referencing(ctx context.Context, ns, secret string) ([]Worklo
 		}
 	}
 	return refs, nil
+}
+
+// watch watches one workload by name from a resourceVersion on, without
+// the list that listWatch starts with.
+func (w workloads) watch(ctx context.Context, ns string, ref Workload, resourceVersion string) (watch.Interface, error) {
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", ref.Name).String(),
+		ResourceVersion: resourceVersion, AllowWatchBookmarks: true}
+	switch ref.Kind {
+	case "Deployment":
+		return w.client.AppsV1().Deployments(ns).Watch(ctx, opts)
+	case "StatefulSet":
+		return w.client.AppsV1().StatefulSets(ns).Watch(ctx, opts)
+	case "DaemonSet":
+		return w.client.AppsV1().DaemonSets(ns).Watch(ctx, opts)
+	}
+	return nil, fmt.Errorf("workload kind %q is not supported", ref.Kind)
+}
+
+// seen records what a rotation needs of a consumer that references the
+// Secret, so promote can patch it without reading it again.
+func (wl workload) seen(secret string) Seen {
+	return Seen{Workload: wl.ref, ResourceVersion: wl.meta.GetResourceVersion(),
+		Paths: secretRefPaths(&wl.template.Spec, secret), Annotated: wl.meta.GetAnnotations() != nil}
 }
 
 // listWatch watches one workload by name, for client-go's watch tools.

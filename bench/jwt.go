@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -254,7 +255,14 @@ type countingTransport struct {
 }
 
 func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.n.Add(1)
+	n := t.n.Add(1)
+	if trace {
+		q := ""
+		if req.URL.RawQuery != "" {
+			q = "?" + req.URL.RawQuery
+		}
+		slog.Info("kube request", "n", n, "method", req.Method, "path", req.URL.Path+q)
+	}
 	return t.next.RoundTrip(req)
 }
 
@@ -324,11 +332,21 @@ func rotatorJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
 	}
 	r.requests = int(n.Load())
 	it := s.e.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var first time.Time
 	for it.HasNext() {
-		if _, err := it.Next(); err != nil {
+		ev, err := it.Next()
+		if err != nil {
 			return r, err
 		}
 		r.events++
+		if trace {
+			t := ev.GetEventTime().AsTime()
+			if first.IsZero() {
+				first = t
+				slog.Info("history", "start_offset", t.Sub(start).Round(time.Millisecond))
+			}
+			slog.Info("history", "id", ev.GetEventId(), "at", t.Sub(first).Round(time.Millisecond), "type", ev.GetEventType().String())
+		}
 	}
 	return r, s.finalReference(ctx, &r)
 }

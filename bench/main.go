@@ -9,9 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +29,10 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each procedure")
 	scale := flag.String("scale", "10,100", "comma-separated numbers of concurrent rotations for the scale benchmark")
 	out := flag.String("out", "docs/benchmarks.md", "report file")
+	workerFlags := flag.String("worker-flags", "", "space-separated flags for bin/worker in the scale benchmark, e.g. \"--workflow-pollers 8\"")
+	clusterUpTo := flag.Int("cluster-baseline-up-to", 100, "largest N whose rollouts are also timed without rotator (each is N more rollouts)")
+	only := flag.String("only", "", "comma-separated sections to run (jwt, logins, unit, scale); empty runs all and writes the report, else figures are only logged")
+	flag.BoolVar(&trace, "trace", false, "log every Kubernetes request of rotator's JWT rotation (method and path) and its history's event times")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -40,7 +46,14 @@ func main() {
 		}
 		sizes = append(sizes, n)
 	}
-	if err := run(ctx, log, *runs, sizes, *out); err != nil {
+	sections := map[string]bool{}
+	for _, f := range strings.Split(*only, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			sections[f] = true
+		}
+	}
+	so := scaleOptions{workerFlags: strings.Fields(*workerFlags), clusterUpTo: *clusterUpTo}
+	if err := run(ctx, log, *runs, sizes, so, *out, sections); err != nil {
 		log.Error("bench failed", "error", err)
 		os.Exit(1)
 	}
@@ -55,7 +68,11 @@ type env struct {
 	superPW  string
 }
 
-func run(ctx context.Context, log *slog.Logger, runs int, sizes []int, out string) error {
+// trace makes the JWT benchmark log each request it counts and the
+// rotation's history with times, to see where requests and time go.
+var trace bool
+
+func run(ctx context.Context, log *slog.Logger, runs int, sizes []int, so scaleOptions, out string, only map[string]bool) error {
 	if os.Getenv("ROTATOR_DEVSTACK") == "" {
 		return fmt.Errorf("the devstack is not up: run `make bench` (it starts it)")
 	}
@@ -76,23 +93,34 @@ func run(ctx context.Context, log *slog.Logger, runs int, sizes []int, out strin
 	e := &env{log: log, kube: kc, temporal: tc, kubectl: os.Getenv("KUBECTL"), superPW: string(pw)}
 
 	started := time.Now()
-	jwt, err := e.benchJWT(ctx, runs)
-	if err != nil {
-		return err
+	want := func(section string) bool { return len(only) == 0 || only[section] }
+	var r report
+	if want("jwt") {
+		if r.jwt, err = e.benchJWT(ctx, runs); err != nil {
+			return err
+		}
 	}
-	logins, err := e.benchLogins(ctx, runs)
-	if err != nil {
-		return err
+	if want("logins") {
+		if r.logins, err = e.benchLogins(ctx, runs); err != nil {
+			return err
+		}
 	}
-	unit, err := benchUnitSuite(ctx, runs)
-	if err != nil {
-		return err
+	if want("unit") {
+		if r.unitSuite, err = benchUnitSuite(ctx, runs); err != nil {
+			return err
+		}
 	}
-	scaled, err := e.benchScale(ctx, sizes)
-	if err != nil {
-		return err
+	if want("scale") {
+		if r.scale, err = e.benchScale(ctx, sizes, so); err != nil {
+			return err
+		}
 	}
-	return writeReport(out, report{date: started, runs: runs, jwt: jwt, logins: logins, unitSuite: unit, scale: scaled})
+	if len(only) > 0 {
+		log.Info("partial run: report not written", "sections", strings.Join(slices.Sorted(maps.Keys(only)), ","))
+		return nil
+	}
+	r.date, r.runs, r.workerFlags = started, runs, so.workerFlags
+	return writeReport(out, r)
 }
 
 // benchUnitSuite times the workflow unit tests, whose 7-day grace periods

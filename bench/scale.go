@@ -17,7 +17,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"rotator/clients"
 	"rotator/workflows"
@@ -32,24 +34,51 @@ type scaleRun struct {
 	peakRSS int64
 	// eventsToGrace is the history length of one rotation once in grace.
 	eventsToGrace int
+	// err is why the run failed, if it did.
+	err string
+	// inGrace is how many reached grace when the run gave up (timedOut).
+	inGrace  int
+	timedOut bool
+	// cluster is how long the same N rollouts take without rotator: each
+	// Deployment patched directly, until all are rolled out (zero: not
+	// measured). It is the floor the cluster sets.
+	cluster time.Duration
+}
+
+// scaleOptions are what a scale run varies.
+type scaleOptions struct {
+	// workerFlags are passed to bin/worker (its options: pollers,
+	// concurrency).
+	workerFlags []string
+	// clusterUpTo is the largest N for which the cluster's own rollout
+	// time is measured too.
+	clusterUpTo int
 }
 
 // benchScale rotates N JWT targets, each its own Secret and 1-replica
 // Deployment, concurrently on one worker process (bin/worker).
-func (e *env) benchScale(ctx context.Context, sizes []int) ([]scaleRun, error) {
+func (e *env) benchScale(ctx context.Context, sizes []int, o scaleOptions) ([]scaleRun, error) {
 	var out []scaleRun
 	for _, n := range sizes {
-		r, err := e.scaleRun(ctx, n)
+		r, err := e.scaleRun(ctx, n, o)
 		if err != nil {
-			return nil, fmt.Errorf("scale %d: %w", n, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("scale %d: %w", n, err)
+			}
+			// One size failing (the cluster's capacity, say) still
+			// leaves the other figures worth reporting.
+			e.log.Error("scale benchmark run failed", "n", n, "error", err)
+			out = append(out, scaleRun{n: n, err: err.Error()})
+			continue
 		}
-		e.log.Info("scale benchmark run", "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20, "events_to_grace", r.eventsToGrace)
+		e.log.Info("scale benchmark run", "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20,
+			"events_to_grace", r.eventsToGrace, "cluster_alone", r.cluster.Round(time.Millisecond))
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
+func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, error) {
 	r := scaleRun{n: n}
 	x := suffix()
 	ns, queue := "bench-scale-"+x, "bench-scale-"+x
@@ -58,9 +87,19 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 		return r, err
 	}
 	defer func() { _ = k.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) }()
+	// The devstack's two kwok nodes hold 110 pods each, too few for N
+	// Deployments and their rollouts' surge pods: the run brings its own
+	// fake node, tainted so that only its pods land there, and deletes it
+	// afterwards (after the namespace, since the node deletion takes the
+	// pods with it).
+	node, err := e.benchNode(ctx, ns, 2*n+10)
+	if err != nil {
+		return r, err
+	}
+	defer func() { _ = k.CoreV1().Nodes().Delete(context.Background(), node, metav1.DeleteOptions{}) }()
 	var cat strings.Builder
 	cat.WriteString("targets:\n")
-	err := parallel(n, 16, func(i int) error {
+	err = parallel(n, 16, func(i int) error {
 		name := fmt.Sprintf("app-%d", i)
 		if _, err := k.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-jwt"},
 			StringData: map[string]string{"secret": "initial-" + suffix() + suffix() + suffix()}}, metav1.CreateOptions{}); err != nil {
@@ -71,6 +110,9 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 		d.Name, d.Spec.Replicas = name, &one
 		d.Spec.Selector.MatchLabels = map[string]string{"app": name}
 		d.Spec.Template.Labels = map[string]string{"app": name}
+		d.Spec.Template.Spec.NodeSelector = map[string]string{benchNodeLabel: ns}
+		d.Spec.Template.Spec.Tolerations = append(d.Spec.Template.Spec.Tolerations,
+			corev1.Toleration{Key: benchNodeLabel, Operator: corev1.TolerationOpEqual, Value: ns, Effect: corev1.TaintEffectNoSchedule})
 		d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "JWT_SECRET", ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name + "-jwt"}, Key: "secret"}}}}
 		_, err := k.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
@@ -79,8 +121,12 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 	if err != nil {
 		return r, err
 	}
+	// Each target names its consumer, as a catalog for a fleet would:
+	// discovery would list every Deployment of this one shared namespace
+	// for each rotation, N² objects in all, which is this benchmark's
+	// layout, not a rotation's cost.
 	for i := range n {
-		fmt.Fprintf(&cat, "  - {name: %s-%d, kind: jwt, namespace: %s, secret: app-%d-jwt}\n", ns, i, ns, i)
+		fmt.Fprintf(&cat, "  - {name: %s-%d, kind: jwt, namespace: %s, secret: app-%d-jwt, consumers: [{kind: Deployment, name: app-%d}]}\n", ns, i, ns, i, i)
 	}
 	if err := e.waitAvailable(ctx, ns, n); err != nil {
 		return r, err
@@ -99,7 +145,10 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 		return r, err
 	}
 	defer logFile.Close()
-	w := exec.CommandContext(ctx, "bin/worker", "--catalog", catalogPath, "--task-queue", queue)
+	// Port 0: the worker's probes and metrics must not collide with a
+	// worker already running on this machine.
+	w := exec.CommandContext(ctx, "bin/worker", append([]string{"--catalog", catalogPath, "--task-queue", queue, "--http-address", "127.0.0.1:0"},
+		o.workerFlags...)...)
 	w.Stdout, w.Stderr = logFile, logFile
 	if err := w.Start(); err != nil {
 		return r, err
@@ -117,6 +166,11 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 		return r, err
 	}
 	query := fmt.Sprintf("RotationStep = 'grace' AND TaskQueue = '%s'", queue)
+	if trace {
+		tctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go e.traceSteps(tctx, queue, start)
+	}
 	for {
 		c, err := e.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
 			Namespace: clients.TemporalFromEnv().Namespace, Query: query})
@@ -127,7 +181,9 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 			break
 		}
 		if time.Since(start) > 15*time.Minute {
-			return r, fmt.Errorf("only %d of %d rotations in grace after 15 min", c.GetCount(), n)
+			// Reported as such rather than failing the whole benchmark.
+			r.inGrace, r.timedOut = int(c.GetCount()), true
+			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -143,14 +199,127 @@ func (e *env) scaleRun(ctx context.Context, n int) (scaleRun, error) {
 	_ = parallel(n, 32, func(i int) error {
 		return e.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(fmt.Sprintf("%s-%d", ns, i)), "", "benchmark done")
 	})
+	if n <= o.clusterUpTo {
+		if err := e.waitAvailable(ctx, ns, n); err != nil {
+			return r, err
+		}
+		if r.cluster, err = e.clusterAlone(ctx, ns, n); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// clusterAlone patches the N Deployments directly, as fast as rotator's
+// client may (same parallelism), and times until all have rolled out:
+// what the cluster needs for N rollouts, with no rotation around them.
+func (e *env) clusterAlone(ctx context.Context, ns string, n int) (time.Duration, error) {
+	start := time.Now()
+	patch := []byte(`{"spec":{"template":{"metadata":{"annotations":{"bench/cluster-alone":"` + suffix() + `"}}}}}`)
+	err := parallel(n, 32, func(i int) error {
+		_, err := e.kube.AppsV1().Deployments(ns).Patch(ctx, fmt.Sprintf("app-%d", i), types.MergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := e.waitRolledOut(ctx, ns, n); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// traceSteps logs every two seconds how many rotations of the queue are in
+// each step, to see where a scale run spends its time.
+func (e *env) traceSteps(ctx context.Context, queue string, start time.Time) {
+	ns := clients.TemporalFromEnv().Namespace
+	for ctx.Err() == nil {
+		var b strings.Builder
+		for _, step := range []workflows.Step{workflows.StepPreflight, workflows.StepStage, workflows.StepPromote, workflows.StepVerify, workflows.StepGrace} {
+			c, err := e.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: ns,
+				Query: fmt.Sprintf("RotationStep = '%s' AND TaskQueue = '%s'", step, queue)})
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(&b, " %s=%d", step, c.GetCount())
+		}
+		e.log.Info("scale progress", "at", time.Since(start).Round(time.Second), "steps", b.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// benchNodeLabel marks, labels and taints a scale run's own fake node.
+const benchNodeLabel = "rotator.dev/bench"
+
+// benchNode creates a kwok node for a scale run's pods and waits until it
+// is ready; kwok manages every node with its annotation.
+func (e *env) benchNode(ctx context.Context, run string, pods int) (string, error) {
+	name := run + "-node"
+	capacity := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1000"), corev1.ResourceMemory: resource.MustParse("4Ti"),
+		corev1.ResourcePods: *resource.NewQuantity(int64(pods), resource.DecimalSI)}
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels:      map[string]string{benchNodeLabel: run, "type": "kwok-bench", "kubernetes.io/hostname": name}},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: benchNodeLabel, Value: run, Effect: corev1.TaintEffectNoSchedule},
+			{Key: "kwok.x-k8s.io/node", Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+	}
+	if _, err := e.kube.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
+		return "", fmt.Errorf("create bench node: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := e.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return name, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return name, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return name, fmt.Errorf("bench node %s not ready after a minute: is kwok running?", name)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// waitRolledOut waits until n Deployments in the namespace have rolled
+// out their latest template, by the rules of `kubectl rollout status`.
+func (e *env) waitRolledOut(ctx context.Context, ns string, n int) error {
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		list, err := e.kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return err
+		}
+		done := 0
+		for _, d := range list.Items {
+			s := d.Status
+			if s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == 1 && s.Replicas == 1 && s.AvailableReplicas == 1 {
+				done++
+			}
+		}
+		if done >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d Deployments rolled out after 15 min", done, n)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // waitAvailable waits until n Deployments in the namespace are available.
 func (e *env) waitAvailable(ctx context.Context, ns string, n int) error {
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(15 * time.Minute)
 	for {
-		list, err := e.kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		list, err := e.kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return err
 		}
@@ -164,7 +333,7 @@ func (e *env) waitAvailable(ctx context.Context, ns string, n int) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d Deployments available after 10 min", ready, n)
+			return fmt.Errorf("%d of %d Deployments available after 15 min", ready, n)
 		}
 		time.Sleep(time.Second)
 	}

@@ -5,8 +5,10 @@ package catalog
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -136,9 +138,9 @@ type Target struct {
 	// Key is the data key that holds the material.
 	Key string `json:"key,omitempty"`
 	// Every is the rotation cadence used by schedules.
-	Every Duration `json:"every,omitempty"`
+	Every Duration `json:"every,omitzero"`
 	// Grace is how long the previous version stays valid after promote.
-	Grace Duration `json:"grace,omitempty"`
+	Grace Duration `json:"grace,omitzero"`
 	// JWT configures the jwt kind.
 	JWT *JWT `json:"jwt,omitempty"`
 	// Postgres configures the postgres kind.
@@ -206,7 +208,7 @@ type APIKeys struct {
 	// Probe is the HTTP check run after promote (the runbook's curl).
 	Probe *Probe `json:"probe,omitempty"`
 	// StageTimeout bounds the wait for the engineer's keys (default 72h).
-	StageTimeout Duration `json:"stageTimeout,omitempty"`
+	StageTimeout Duration `json:"stageTimeout,omitzero"`
 }
 
 // Provider is one LLM provider whose key the Secret holds.
@@ -245,9 +247,9 @@ type TLS struct {
 	// IPs are IP SANs.
 	IPs []string `json:"ips,omitempty"`
 	// TTL is the new certificate's lifetime (default 90 days).
-	TTL Duration `json:"ttl,omitempty"`
+	TTL Duration `json:"ttl,omitzero"`
 	// RenewBefore is how long before NotAfter the scan renews (default 720h).
-	RenewBefore Duration `json:"renewBefore,omitempty"`
+	RenewBefore Duration `json:"renewBefore,omitzero"`
 	// Handshake, when set, is an address whose TLS server must present the
 	// new certificate once consumers rolled out.
 	Handshake *Handshake `json:"handshake,omitempty"`
@@ -293,20 +295,31 @@ type Duration struct {
 	// set tells an explicit zero, which is an error, from an absent field,
 	// which takes the default.
 	set bool
+	// bad says why the written value is not a duration. Unmarshalling
+	// does not know the field's name, so validation reports it, with the
+	// target and the field.
+	bad string
 }
 
 // UnmarshalJSON reads a duration string; sigs.k8s.io/yaml converts YAML to
-// JSON first, so this also serves YAML.
+// JSON first, so this also serves YAML. A value that is not a duration is
+// kept as a problem for validation, never an unmarshalling error.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return fmt.Errorf("want a duration string such as \"2160h\" or \"90d\", got %s", b)
+	if string(b) == "null" {
+		return nil
+	}
+	*d = Duration{set: true}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		d.bad = fmt.Sprintf("want a duration string such as \"2160h\" or \"90d\", got %s", truncate(string(b)))
+		return nil
 	}
 	v, err := ParseDuration(s)
 	if err != nil {
-		return err
+		d.bad = err.Error()
+		return nil
 	}
-	d.Duration, d.set = v, true
+	d.Duration = v
 	return nil
 }
 
@@ -315,19 +328,30 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.Quote(d.String())), nil
 }
 
+// IsZero reports an unset duration, so that omitzero leaves it out and a
+// written catalog parses back to the same defaults.
+func (d Duration) IsZero() bool { return d.Duration == 0 && d.bad == "" }
+
+// maxDays is the longest whole number of days a time.Duration holds.
+const maxDays = int64(math.MaxInt64 / (24 * time.Hour))
+
 // ParseDuration accepts Go durations plus a whole number of days ("90d"),
 // since rotation cadences are written in days.
 func ParseDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a duration: use hours or days, e.g. \"2160h\" or \"90d\"", truncate(s))
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration: use hours or days, e.g. \"2160h\" or \"90d\"", s)
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, bad
+		}
+		if err != nil || n > maxDays || n < -maxDays {
+			return 0, fmt.Errorf("%q is too long: use at most %dd (292 years)", truncate(s), maxDays)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration: use hours or days, e.g. \"2160h\" or \"90d\"", s)
+		return 0, bad
 	}
 	return v, nil
 }
@@ -353,12 +377,66 @@ func Parse(b []byte) (*Catalog, error) {
 	}
 	var c Catalog
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+		return nil, fmt.Errorf("parse: %w", explainDecode(err))
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// decodeError is a decoding error in the catalog's words: the field's path
+// and the fix, without the Go type names encoding/json uses, and without
+// quoting more than the start of a huge value.
+type decodeError struct {
+	msg string
+	err error
+}
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// explainDecode rewords the errors of encoding/json, which name Go types
+// and may quote a whole value; YAML syntax errors already name the line.
+func explainDecode(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "the file"
+		}
+		return &decodeError{fmt.Sprintf("%s: got %s, want %s: fix the value (see rotator.yaml in the repository)",
+			field, truncate(te.Value), jsonKind(te.Type.Kind().String())), err}
+	}
+	// encoding/json reports unknown fields as a plain string.
+	if name, ok := strings.CutPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: json: unknown field "); ok {
+		if n, err := strconv.Unquote(name); err == nil {
+			name = n
+		}
+		return &decodeError{fmt.Sprintf("unknown field %q: check its spelling and case, or remove it", truncate(name)), err}
+	}
+	if len(err.Error()) > 256 {
+		return &decodeError{truncate(err.Error()), err}
+	}
+	return err
+}
+
+// jsonKind names a Go kind the way a YAML author thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "a whole number that fits"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "a list"
+	case "struct", "map":
+		return "a mapping of fields"
+	default:
+		return "a " + kind
+	}
 }
 
 // Target returns the target with the given name.
@@ -373,7 +451,7 @@ func (c *Catalog) Target(name string) (Target, error) {
 		names = append(names, t.Name)
 	}
 	return Target{}, fmt.Errorf("target %q is not in the catalog: add it to rotator.yaml or use one of %s",
-		name, strings.Join(names, ", "))
+		truncate(name), strings.Join(names, ", "))
 }
 
 // FieldError is a validation error that names the target, the field and the fix.
@@ -507,10 +585,10 @@ func (t *Target) applyDefaults() {
 }
 
 func (t *Target) check(fail func(field, format string, args ...any)) {
-	dns := func(field, v string, max int, f func(string) []string) {
+	dns := func(field, v, what string, max int, f func(string) []string) {
 		switch {
 		case v == "":
-			fail(field, "is required")
+			fail(field, "is required: %s", what)
 		default:
 			if msgs := f(v); len(msgs) > 0 {
 				fail(field, "%q is not a valid name: %s", truncate(v), strings.Join(msgs, "; "))
@@ -520,10 +598,13 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 		}
 	}
 	// Names end up in workflow IDs and Secret names, so they follow DNS-1123.
-	dns("name", t.Name, validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain)
-	dns("namespace", t.Namespace, validation.DNS1123LabelMaxLength, validation.IsDNS1123Label)
+	dns("name", t.Name, "the target's name, e.g. orchestrator-jwt; rotations run as workflow rotate/<name>",
+		validation.DNS1123SubdomainMaxLength, validation.IsDNS1123Subdomain)
+	dns("namespace", t.Namespace, "the Kubernetes namespace of the Secret and its consumers",
+		validation.DNS1123LabelMaxLength, validation.IsDNS1123Label)
 	// The version suffix "-<n>" must still fit a Secret name.
-	dns("secret", t.Secret, validation.DNS1123SubdomainMaxLength-11, validation.IsDNS1123Subdomain)
+	dns("secret", t.Secret, "the Secret's base name; its versions are <secret>-<n>",
+		validation.DNS1123SubdomainMaxLength-11, validation.IsDNS1123Subdomain)
 	switch {
 	case t.Kind == "":
 		fail("kind", "is required: use one of %s", kindList())
@@ -535,12 +616,8 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 			fail("key", "%q is not a valid Secret data key: %s", truncate(t.Key), strings.Join(msgs, "; "))
 		}
 	}
-	if t.Every.set && t.Every.Duration <= 0 {
-		fail("every", "%s must be positive, e.g. every: 2160h (90 days)", t.Every)
-	}
-	if t.Grace.set && t.Grace.Duration <= 0 {
-		fail("grace", "%s must be positive, e.g. grace: 168h (7 days); use an emergency rotation to skip grace", t.Grace)
-	}
+	checkDuration(fail, "every", t.Every, minEvery, "e.g. every: 2160h (90 days)")
+	checkDuration(fail, "grace", t.Grace, minGrace, "e.g. grace: 168h (7 days); use an emergency rotation to skip grace")
 	if t.JWT != nil {
 		if t.Kind != KindJWT {
 			fail("jwt", "is only valid for kind jwt: remove it or set kind: jwt")
@@ -563,7 +640,9 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 	case t.Kind == KindAPIKeys && t.APIKeys == nil:
 		fail("apiKeys", "is required for kind apikeys: add apiKeys: {providers: [{name: openai}, {name: anthropic}]}")
 	case t.Kind == KindAPIKeys:
-		if t.Key != "" {
+		// A catalog written back after parsing carries the key derived
+		// below, which must read the same again.
+		if t.Key != "" && (len(t.APIKeys.Providers) == 0 || t.Key != t.APIKeys.Providers[0].Key) {
 			fail("key", "an apikeys Secret holds one key per provider: remove key and set apiKeys.providers[i].key instead")
 		}
 		t.APIKeys.check(fail)
@@ -600,7 +679,7 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 			fail(field+".name", "%q is not a valid name: %s", truncate(c.Name), strings.Join(msgs, "; "))
 		}
 		if seen[c] {
-			fail(field, "%s/%s is listed twice: remove the duplicate", c.Kind, c.Name)
+			fail(field, "%s/%s is listed twice: remove the duplicate", truncate(c.Kind), truncate(c.Name))
 		}
 		seen[c] = true
 	}
@@ -612,8 +691,11 @@ const pgMaxIdentifier = 63
 var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
 func (p *Postgres) check(fail func(field, format string, args ...any)) {
-	if p.Host == "" {
+	switch {
+	case p.Host == "":
 		fail("postgres.host", "is required: the server's host name as the worker reaches it")
+	case !isHost(p.Host):
+		fail("postgres.host", "%q is not a host name or IP address: use e.g. postgres.llm-orchestrator.svc or 10.0.0.5, without scheme, port or path (port goes in postgres.port)", truncate(p.Host))
 	}
 	if p.Port < 1 || p.Port > 65535 {
 		fail("postgres.port", "%d is not a TCP port: use 1 to 65535 (default 5432)", p.Port)
@@ -621,16 +703,15 @@ func (p *Postgres) check(fail func(field, format string, args ...any)) {
 	role := func(field, v string) {
 		switch {
 		case v == "":
-			fail(field, "is required")
-		case len(v) > pgMaxIdentifier:
-			fail(field, "%q is %d bytes: PostgreSQL truncates names at %d, use a shorter one", truncate(v), len(v), pgMaxIdentifier)
-		case strings.ContainsRune(v, 0):
-			fail(field, "contains a NUL byte, which no PostgreSQL name can hold")
+			fail(field, "is required: the name of an existing PostgreSQL role")
+		default:
+			checkPGName(fail, field, v, "role")
 		}
 	}
 	role("postgres.role", p.Role)
-	if len(p.Database) > pgMaxIdentifier {
-		fail("postgres.database", "%q is longer than %d bytes", truncate(p.Database), pgMaxIdentifier)
+	// The database defaults to the role's name, whose error says it all.
+	if p.Database != "" && p.Database != p.Role {
+		checkPGName(fail, "postgres.database", p.Database, "database")
 	}
 	if !slices.Contains(sslModes, p.SSLMode) {
 		fail("postgres.sslMode", "%q is not an sslmode: use one of %s", truncate(p.SSLMode), strings.Join(sslModes, ", "))
@@ -669,6 +750,47 @@ func (p *Postgres) check(fail func(field, format string, args ...any)) {
 			fail("postgres.dsnKey", "%q would overwrite the %s key: choose another, e.g. DATABASE_URL", p.DSNKey, p.DSNKey)
 		}
 	}
+}
+
+// isHost accepts an IP address or a DNS host name (letters, digits, '-',
+// '_' and dots, labels of at most 63 characters).
+func isHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkPGName refuses PostgreSQL names that rotator would not handle as
+// written. pgx quotes every identifier, so no name can inject SQL; a quote,
+// semicolon, space or control character in a catalog is still far more
+// likely a paste error or an attack than a real role, and it would travel
+// on into Secrets, DSNs and logs.
+func checkPGName(fail func(field, format string, args ...any), field, v, what string) {
+	switch {
+	case len(v) > pgMaxIdentifier:
+		fail(field, "%q is %d bytes: PostgreSQL truncates names at %d, so two names could mean one %s; use a shorter one", truncate(v), len(v), pgMaxIdentifier, what)
+	case strings.IndexFunc(v, func(r rune) bool { return !isPGNameRune(r) }) >= 0:
+		fail(field, "%q has characters other than letters, digits, '_', '-', '.' and '$': rename the %s (ALTER %s ... RENAME TO ...) and write the new name here",
+			truncate(v), what, strings.ToUpper(what))
+	}
+}
+
+func isPGNameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.$", r)
 }
 
 func (a *APIKeys) check(fail func(field, format string, args ...any)) {
@@ -713,9 +835,7 @@ func (a *APIKeys) check(fail func(field, format string, args ...any)) {
 			}
 		}
 	}
-	if a.StageTimeout.set && a.StageTimeout.Duration <= 0 {
-		fail("apiKeys.stageTimeout", "%s must be positive, e.g. 72h", a.StageTimeout)
-	}
+	checkDuration(fail, "apiKeys.stageTimeout", a.StageTimeout, minStageTimeout, "e.g. stageTimeout: 72h")
 	if pr := a.Probe; pr != nil {
 		if u, err := url.Parse(pr.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			fail("apiKeys.probe.url", "%q is not an http(s) URL: use the endpoint that exercises the keys, e.g. https://orchestrator.example.com/api/v1/workflows/execute", truncate(pr.URL))
@@ -733,8 +853,15 @@ func (a *APIKeys) check(fail func(field, format string, args ...any)) {
 }
 
 func (c *TLS) check(fail func(field, format string, args ...any)) {
+	mount := c.Mount
+	if !isVaultMount(c.Mount) {
+		fail("tls.mount", "%q is not a mount path: use the PKI engine's mount, e.g. pki", truncate(c.Mount))
+		mount = DefaultPKIMount
+	}
 	if c.Role == "" {
-		fail("tls.role", "is required: the Vault PKI role that issues the certificate (vault list %s/roles)", c.Mount)
+		fail("tls.role", "is required: the Vault PKI role that issues the certificate (vault list %s/roles)", mount)
+	} else if !isVaultName(c.Role) {
+		fail("tls.role", "%q is not a Vault role name: use letters, digits, '-', '_' and '.' only, as listed by vault list %s/roles", truncate(c.Role), mount)
 	}
 	if c.CommonName == "" {
 		fail("tls.commonName", "is required: the name clients connect to, e.g. orchestrator.llm-orchestrator.svc")
@@ -756,13 +883,9 @@ func (c *TLS) check(fail func(field, format string, args ...any)) {
 			fail(fmt.Sprintf("tls.ips[%d]", i), "%q is not an IP address", truncate(ip))
 		}
 	}
-	if c.TTL.set && c.TTL.Duration < time.Hour {
-		fail("tls.ttl", "%s is too short: use at least 1h, e.g. 2160h (90 days)", c.TTL)
-	}
-	if c.RenewBefore.set && c.RenewBefore.Duration <= 0 {
-		fail("tls.renewBefore", "%s must be positive, e.g. 720h (30 days)", c.RenewBefore)
-	}
-	if c.RenewBefore.Duration >= c.TTL.Duration {
+	checkDuration(fail, "tls.ttl", c.TTL, time.Hour, "e.g. ttl: 2160h (90 days)")
+	checkDuration(fail, "tls.renewBefore", c.RenewBefore, time.Nanosecond, "e.g. renewBefore: 720h (30 days)")
+	if c.TTL.bad == "" && c.RenewBefore.bad == "" && c.RenewBefore.Duration >= c.TTL.Duration {
 		fail("tls.renewBefore", "%s is not shorter than tls.ttl %s: every scan would renew again; make renewBefore shorter than the ttl", c.RenewBefore, c.TTL)
 	}
 	if h := c.Handshake; h != nil {
@@ -787,9 +910,68 @@ func checkVaultPath(v *VaultPath, fail func(field, format string, args ...any)) 
 	if err := vault.CheckPath(v.Path); err != nil {
 		fail("vault.path", "%v", err)
 	}
-	if strings.Trim(v.Mount, "/") == "" || strings.Contains(v.Mount, "..") {
+	if !isVaultMount(v.Mount) {
 		fail("vault.mount", "%q is not a mount path: use the KV v2 mount, e.g. secret", truncate(v.Mount))
 	}
+}
+
+// isVaultMount accepts a mount path Vault reads as written: no empty,
+// relative or odd segments.
+func isVaultMount(m string) bool {
+	m = strings.Trim(m, "/")
+	if m == "" || len(m) > 256 {
+		return false
+	}
+	for seg := range strings.SplitSeq(m, "/") {
+		if seg == "." || seg == ".." || !isVaultName(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// isVaultName accepts a role or mount segment: it becomes part of a Vault
+// API path, so '/', '..' and characters that need escaping are refused.
+func isVaultName(s string) bool {
+	if s == "" || len(s) > 128 || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// The shortest durations that make sense: a cadence shorter than an hour
+// would start rotations faster than one can roll out, a grace or a wait for
+// keys under a minute ends before anyone can act.
+const (
+	minEvery        = time.Hour
+	minGrace        = time.Minute
+	minStageTimeout = time.Minute
+)
+
+// checkDuration reports a duration that did not parse or is below min;
+// an absent one took its default and is not checked.
+func checkDuration(fail func(field, format string, args ...any), field string, d Duration, min time.Duration, example string) {
+	switch {
+	case d.bad != "":
+		fail(field, "%s", d.bad)
+	case !d.set:
+	case d.Duration <= 0:
+		fail(field, "%s must be positive, %s", d.Duration, example)
+	case d.Duration < min:
+		fail(field, "%s is too short: use at least %s, %s", d.Duration, shortDuration(min), example)
+	}
+}
+
+// shortDuration writes 1h0m0s as 1h and 1m0s as 1m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
 }
 
 func (v *Vault) check() error {
@@ -799,9 +981,20 @@ func (v *Vault) check() error {
 			return errors.New("vault.auth: role, mountPath and tokenPath are only used by method kubernetes: remove them or set method: kubernetes")
 		}
 	case VaultAuthKubernetes:
-		if v.Auth.Role == "" {
-			return errors.New("vault.auth.role: is required for method kubernetes: the Vault role bound to the worker's ServiceAccount")
+		var errs []error
+		switch {
+		case v.Auth.Role == "":
+			errs = append(errs, errors.New("vault.auth.role: is required for method kubernetes: the Vault role bound to the worker's ServiceAccount"))
+		case !isVaultName(v.Auth.Role):
+			errs = append(errs, fmt.Errorf("vault.auth.role: %q is not a Vault role name: use letters, digits, '-', '_' and '.' only, as listed by vault list auth/kubernetes/role", truncate(v.Auth.Role)))
 		}
+		if v.Auth.MountPath != "" && !isVaultMount(v.Auth.MountPath) {
+			errs = append(errs, fmt.Errorf("vault.auth.mountPath: %q is not a mount path: use where the kubernetes auth method is enabled, e.g. kubernetes", truncate(v.Auth.MountPath)))
+		}
+		if strings.ContainsRune(v.Auth.TokenPath, 0) || len(v.Auth.TokenPath) > 4096 {
+			errs = append(errs, errors.New("vault.auth.tokenPath: is not a file path: remove it to use the projected ServiceAccount token"))
+		}
+		return errors.Join(errs...)
 	default:
 		return fmt.Errorf("vault.auth.method: %q is not supported: use token or kubernetes", truncate(v.Auth.Method))
 	}

@@ -36,6 +36,9 @@ type Temporal struct {
 	// plain when neither is set. Set it to use a keyring from elsewhere
 	// (tests).
 	Codec converter.PayloadCodec
+	// MetricsHandler receives the SDK's metrics, and the workflows' own
+	// through workflow.GetMetricsHandler. Nil: none are recorded.
+	MetricsHandler client.MetricsHandler
 }
 
 // TemporalFromEnv returns the defaults a flag set starts from. It leaves
@@ -57,9 +60,10 @@ func TemporalFromEnv() Temporal {
 // encrypted payloads.
 func (t Temporal) Dial(log *slog.Logger) (client.Client, error) {
 	opts := client.Options{
-		HostPort:  t.Address,
-		Namespace: t.Namespace,
-		Logger:    tlog.NewStructuredLogger(log),
+		HostPort:       t.Address,
+		Namespace:      t.Namespace,
+		Logger:         tlog.NewStructuredLogger(log),
+		MetricsHandler: t.MetricsHandler,
 	}
 	pc := t.Codec
 	if pc == nil {

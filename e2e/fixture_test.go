@@ -43,6 +43,10 @@ type fixtureSpec struct {
 	targetYAML string
 	// prepare runs after the namespace exists, before the consumers.
 	prepare func(t *testing.T, ctx context.Context, ns string)
+	// deps, when set, changes the clients the fixture's worker gets (a
+	// fault-injecting kube client, a Vault client behind a proxy); the
+	// defaults are the devstack's.
+	deps func(t *testing.T, ctx context.Context, ns string, d *activities.Deps)
 }
 
 // newFixture makes a jwt target; catalogExtra adds lines to it.
@@ -100,7 +104,11 @@ func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deploym
 	}
 	w := worker.New(devstack.temporal, f.taskQueue, worker.Options{})
 	workflows.Register(w)
-	activities.Register(w, activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second})
+	deps := activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second}
+	if spec.deps != nil {
+		spec.deps(t, ctx, f.ns, &deps)
+	}
+	activities.Register(w, deps)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

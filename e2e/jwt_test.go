@@ -138,6 +138,10 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	newData, _ := f.secretData(ctx, newName)
 	assertNoSecretsInHistory(t, ctx, id, oldData["secret"], newData["secret"])
 	writeHistory(t, ctx, id, "rotate-jwt.json")
+	// The same run under a name of its own: rotate-jwt.json and
+	// rotate-jwt-before-vault.json stay as recorded by older code (the
+	// replay test needs those branches), this one takes verify-in-rollout.
+	writeHistory(t, ctx, id, "rotate-jwt-verify-in-rollout.json")
 }
 
 // TestJWTAbortRollsBack aborts in grace and checks consumers are back on the
@@ -218,8 +222,14 @@ func waitForStep(t *testing.T, ctx context.Context, f *fixture, step workflows.S
 
 func history(t *testing.T, ctx context.Context, id string) *historypb.History {
 	t.Helper()
+	return runHistory(t, ctx, id, "")
+}
+
+// runHistory is the history of one run ("" for the latest).
+func runHistory(t *testing.T, ctx context.Context, id, runID string) *historypb.History {
+	t.Helper()
 	h := &historypb.History{}
-	it := devstack.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := devstack.temporal.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -287,18 +297,29 @@ func secretForms(v []byte) [][]byte {
 	return forms
 }
 
-// writeHistory stores the history under -record-histories, if given.
+// writeHistory stores the history under -record-histories, if given, and
+// its workflow ID beside it in <name>.id: a history does not hold its own
+// ID, and replay must run under it (workflows/replay_test.go).
 func writeHistory(t *testing.T, ctx context.Context, id, name string) {
+	t.Helper()
+	writeRunHistory(t, ctx, id, "", name)
+}
+
+// writeRunHistory is writeHistory for one run ("" for the latest).
+func writeRunHistory(t *testing.T, ctx context.Context, id, runID, name string) {
 	t.Helper()
 	if *record == "" {
 		return
 	}
 	path := filepath.Join(*record, name)
-	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(history(t, ctx, id))
+	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(runHistory(t, ctx, id, runID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(strings.TrimSuffix(path, ".json")+".id", []byte(id+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -362,6 +362,7 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 		t.Errorf("the current role %s must log in: %v", userB, err)
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pwA), []byte(pwB))
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating.json")
 	// Sessions of the login roles act as the owner.
 	conn, err := postgres.Connect(ctx, pgServer, postgres.Credentials{Username: userB, Password: pwB})
 	if err != nil {

@@ -240,6 +240,14 @@ func TestScheduleTriggerStartsTheRotationOrSkips(t *testing.T) {
 		t.Fatalf("schedules list: %v\n%s", err, out)
 	}
 	mustContain(t, out, "rotation/"+target, "skipped, a rotation of "+target+" is already running")
+	// Both scheduled runs for the replay test: one started the rotation,
+	// the other was skipped. Triggered within a second, they can share a
+	// workflow ID, so each is named by its run.
+	runs := describeSchedule(t, ctx, "rotation/"+target).Info.RecentActions
+	for i, name := range []string{"scheduled-rotation.json", "scheduled-rotation-skipped.json"} {
+		r := runs[i].StartWorkflowResult
+		writeRunHistory(t, ctx, r.WorkflowID, r.FirstExecutionRunID, name)
+	}
 }
 
 // triggerAndWait runs the Schedule now and returns the result of its n-th

@@ -149,4 +149,7 @@ func TestCertificateScanRenewsShortLived(t *testing.T) {
 	devstack.remember(old.KeyPEM, s.Data["tls.key"])
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), old.KeyPEM, s.Data["tls.key"])
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "renew-tls.json")
+	// The scan's own history; the renewal it started is renew-tls.json.
+	assertNoSecretsInHistory(t, ctx, run.GetID(), old.KeyPEM, s.Data["tls.key"])
+	writeHistory(t, ctx, run.GetID(), "certificate-scan.json")
 }

@@ -132,7 +132,9 @@ func readKeys(r io.Reader) (map[string][]byte, error) {
 		}
 		keys[k] = []byte(strings.Trim(v, `"'`))
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("stdin line %d: longer than 64 KiB: an API key is a few hundred characters at most; check what is piped in", n+1)
+	} else if err != nil {
 		return nil, fmt.Errorf("read stdin: %w", err)
 	}
 	if len(keys) == 0 {

@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"rotator/workflows"
 )
@@ -22,6 +26,9 @@ func (a *app) waitCmd() *cobra.Command {
 			"can wait for a step without polling the status query.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkWaitFlags(step, timeout); err != nil {
+				return err
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
@@ -53,8 +60,7 @@ func (a *app) waitCmd() *cobra.Command {
 					}
 					return fmt.Errorf("%s completed before reaching step %s", id, step)
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-					return fmt.Errorf("%s failed before reaching step %s: %s", id, step,
-						ev.GetWorkflowExecutionFailedEventAttributes().GetFailure().GetMessage())
+					return fmt.Errorf("%s failed before reaching step %s: %s", id, step, failureMessage(ctx, c, id, ev))
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
 					enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
 					return fmt.Errorf("%s ended (%s) before reaching step %s", id, ev.GetEventType(), step)
@@ -66,4 +72,19 @@ func (a *app) waitCmd() *cobra.Command {
 	cmd.Flags().StringVar(&step, "step", string(workflows.StepGrace), "step to wait for")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	return cmd
+}
+
+// failureMessage returns why the run failed. The history event holds the
+// failure as sent, and with payload encryption on its message is only
+// "Encoded failure"; the run's result, read through the client, has been
+// decoded by the client's failure converter, so it is asked first.
+func failureMessage(ctx context.Context, c client.Client, id string, ev *historypb.HistoryEvent) string {
+	err := c.GetWorkflow(ctx, id, "").Get(ctx, nil)
+	var wee *temporal.WorkflowExecutionError
+	if errors.As(err, &wee) {
+		if cause := errors.Unwrap(wee); cause != nil {
+			return cause.Error()
+		}
+	}
+	return ev.GetWorkflowExecutionFailedEventAttributes().GetFailure().GetMessage()
 }

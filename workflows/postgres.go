@@ -41,7 +41,7 @@ func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error
 			return workflow.ExecuteActivity(short(ctx), pg.RestorePassword, db(r)).Get(ctx, nil)
 		},
 		verify: func(ctx workflow.Context, r *rotation) error {
-			return workflow.ExecuteActivity(login(ctx), pg.VerifyLogin, db(r)).Get(ctx, nil)
+			return workflow.ExecuteActivity(dbLogin(ctx), pg.VerifyLogin, db(r)).Get(ctx, nil)
 		},
 		revoke: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(short(ctx), pg.LockPreviousUser, db(r)).Get(ctx, nil)
@@ -49,8 +49,9 @@ func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error
 	})
 }
 
-// login retries a refused login for about a minute: long enough for a
-// replica or a pooler to see the change, short enough to roll back soon.
+// login retries a failed check of the new version (the catalog's probe,
+// the TLS handshake) six times over about 30 s: long enough for a load
+// balancer or a pooler to see the change, short enough to roll back soon.
 func login(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
@@ -59,6 +60,23 @@ func login(ctx workflow.Context) workflow.Context {
 			BackoffCoefficient: 2,
 			MaximumInterval:    15 * time.Second,
 			MaximumAttempts:    6,
+		},
+	})
+}
+
+// dbLogin is for the database login that verifies a new password. The
+// activity itself makes a refused login permanent after a minute
+// (activities.RefusedLoginBudget); an unreachable server is retried here
+// for up to ten minutes, since an outage says nothing about the password
+// and rolling back during one would fail too.
+func dbLogin(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    15 * time.Second,
 		},
 	})
 }

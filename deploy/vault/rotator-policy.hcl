@@ -23,5 +23,7 @@ path "secret/metadata/llm-orchestrator/+/staged" {
   capabilities = ["delete"]
 }
 
-# tls targets issue from Vault's PKI engine; add their role when you add one:
-# path "pki/issue/<role>" { capabilities = ["update"] }
+# tls targets issue from Vault's PKI engine, one path per role they name.
+path "pki/issue/orchestrator" {
+  capabilities = ["update"]
+}

@@ -13,9 +13,11 @@
 package providertest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -76,19 +78,39 @@ type apiKey struct {
 
 type failure struct{ status int }
 
+// Option configures a server at start.
+type Option func(*options)
+
+type options struct {
+	listener  net.Listener
+	projectID string
+}
+
+// WithListener makes the server accept on l, e.g. a fixed port for the
+// demo's stand-ins, instead of a random loopback port. Close closes l.
+func WithListener(l net.Listener) Option { return func(o *options) { o.listener = l } }
+
+// WithProjectID gives the OpenAI project a fixed id, so that a catalog can
+// name it, instead of a random one.
+func WithProjectID(id string) Option { return func(o *options) { o.projectID = id } }
+
 // NewOpenAI starts a server speaking the OpenAI API with one project, no
 // keys and no admin keys.
-func NewOpenAI() *Server {
-	return newServer(openAI)
+func NewOpenAI(opts ...Option) *Server {
+	return newServer(openAI, opts)
 }
 
 // NewAnthropic starts a server speaking the Anthropic API with one
 // organization and workspace, no keys and no admin keys.
-func NewAnthropic() *Server {
-	return newServer(anthropic)
+func NewAnthropic(opts ...Option) *Server {
+	return newServer(anthropic, opts)
 }
 
-func newServer(provider string) *Server {
+func newServer(provider string, opts []Option) *Server {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s := &Server{
 		provider:    provider,
 		keys:        map[string]*apiKey{},
@@ -101,15 +123,57 @@ func newServer(provider string) *Server {
 	}
 	switch provider {
 	case openAI:
-		s.projectID = "proj_" + randomString(24)
+		s.projectID = cmp.Or(o.projectID, "proj_"+randomString(24))
 		s.maxPage = 100 // documented maximum of limit
 	case anthropic:
 		s.workspaceID = "wrkspc_01" + randomString(22)
 		s.maxPage = 1000 // documented maximum of limit
 	}
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if o.listener != nil {
+		s.ts.Listener.Close()
+		s.ts.Listener = o.listener
+	}
+	s.ts.Start()
 	s.URL = s.ts.URL
 	return s
+}
+
+// Key is a snapshot of one API key, value included: the demo's stand-ins
+// save it so that a restart keeps the keys, their ids and statuses.
+type Key struct {
+	ID      string    `json:"id"`
+	Value   string    `json:"value"`
+	Name    string    `json:"name"`
+	Status  string    `json:"status"`
+	Created time.Time `json:"created"`
+}
+
+// Keys returns every API key the server knows, in creation order.
+func (s *Server) Keys() []Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Key, 0, len(s.order))
+	for _, id := range s.order {
+		k := s.keys[id]
+		out = append(out, Key{ID: k.id, Value: k.value, Name: k.name, Status: k.status, Created: k.created})
+	}
+	return out
+}
+
+// RestoreKey registers a key from a snapshot made by Keys, keeping its id,
+// name, status and creation time. It panics on a key that is too short or
+// already registered, as AddKey does.
+func (s *Server) RestoreKey(k Key) {
+	id := s.AddKeyNamed(k.Value, k.Name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.keys[id]
+	delete(s.keys, id)
+	r.id, r.status, r.created = k.ID, k.Status, k.Created
+	s.keys[r.id] = r
+	s.order[len(s.order)-1] = r.id
+	s.byValue[r.value] = r.id
 }
 
 // Close shuts the server down.

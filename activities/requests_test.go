@@ -1,0 +1,319 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"rotator/catalog"
+)
+
+// These tests pin the requests a single-consumer rotation makes (issue 8:
+// at most 15 per JWT rotation, retire included), and that each saving
+// keeps its guard.
+
+const testNS = "team"
+
+func deployment(secret, rv string, annotations map[string]string) *appsv1.Deployment {
+	one := int32(1)
+	spec := podSpec(secret)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: testNS, ResourceVersion: rv, Generation: 1, Annotations: annotations},
+		Spec:       appsv1.DeploymentSpec{Replicas: &one, Template: corev1.PodTemplateSpec{Spec: spec}},
+	}
+}
+
+func secret(name, uid string, labels map[string]string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS, UID: types.UID(uid), Labels: labels},
+		Data: map[string][]byte{"secret": []byte("value-of-" + name)}}
+}
+
+// verbs lists the client's requests as "verb resource".
+func verbs(c *fake.Clientset) []string {
+	var out []string
+	for _, a := range c.Actions() {
+		out = append(out, a.GetVerb()+" "+a.GetResource().Resource)
+	}
+	return out
+}
+
+func activityEnv(t *testing.T, k *Kube) *testsuite.TestActivityEnvironment {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(k)
+	return env
+}
+
+func TestPreflightRecordsWhatPromoteNeeds(t *testing.T) {
+	c := fake.NewClientset(secret("jwt", "u1", nil), deployment("jwt", "7", map[string]string{"a": "b"}))
+	cat := &catalog.Catalog{Targets: []catalog.Target{{Name: "t", Kind: catalog.KindJWT, Namespace: testNS, Secret: "jwt", Key: "secret"}}}
+	k := &Kube{Client: c, Catalog: cat}
+	val, err := activityEnv(t, k).ExecuteActivity(k.Preflight, PreflightInput{Target: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p Plan
+	if err := val.Get(&p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Seen) != 1 || p.Seen[0].ResourceVersion != "7" || !p.Seen[0].Annotated || len(p.Seen[0].Paths) != 5 {
+		t.Fatalf("seen = %+v, want the deployment at resourceVersion 7 with its 5 references", p.Seen)
+	}
+	if p.Current.UID != "u1" {
+		t.Fatalf("current = %+v, want its UID", p.Current)
+	}
+}
+
+func TestStageFirstAttemptCreatesWithoutReading(t *testing.T) {
+	c := fake.NewClientset(secret("jwt", "u1", nil))
+	k := &Kube{Client: c}
+	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
+		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
+	if _, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(verbs(c), ","); got != "create secrets" {
+		t.Fatalf("requests = %s, want only the create (adoption moved to promote)", got)
+	}
+	base, _ := c.CoreV1().Secrets(testNS).Get(context.Background(), "jwt", metav1.GetOptions{})
+	if len(base.Labels) != 0 {
+		t.Fatalf("stage labelled the original Secret: %v", base.Labels)
+	}
+}
+
+func TestStageFirstAttemptOnATakenNameIsRetried(t *testing.T) {
+	taken := secret("jwt-2", "u2", nil)
+	taken.Annotations = map[string]string{AnnotationRunID: "somebody-else"}
+	c := fake.NewClientset(secret("jwt", "u1", nil), taken)
+	k := &Kube{Client: c}
+	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
+		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
+	_, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p})
+	var app *temporal.ApplicationError
+	if err == nil || (errors.As(err, &app) && app.NonRetryable()) {
+		t.Fatalf("err = %v, want a retryable AlreadyExists for the retry to sort out", err)
+	}
+}
+
+func promoteInput(seen ...Seen) PromoteInput {
+	return PromoteInput{Namespace: testNS, Target: "t", Reason: "test",
+		From:      SecretRef{Namespace: testNS, Name: "jwt", Version: 1, Fingerprint: "sha256:aaaaaaaaaaaa"},
+		To:        SecretRef{Namespace: testNS, Name: "jwt-2", Version: 2, Fingerprint: "sha256:bbbbbbbbbbbb"},
+		Consumers: []Workload{{Kind: "Deployment", Name: "app"}}, Seen: seen}
+}
+
+func TestPromotePatchesFromWhatPreflightSaw(t *testing.T) {
+	d := deployment("jwt", "7", nil)
+	c := fake.NewClientset(d, secret("jwt", "u1", nil), secret("jwt-2", "u2", map[string]string{LabelStage: StagePending}))
+	k := &Kube{Client: c}
+	seen := asWorkload(d).seen("jwt")
+	val, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(seen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(verbs(c), ","); got != "patch deployments,patch secrets,patch secrets" {
+		t.Fatalf("requests = %s, want one patch per workload and per version, no read", got)
+	}
+	var res PromoteResult
+	if err := val.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Rollouts[0]; !r.Patched || r.From != "jwt" || r.To != "jwt-2" {
+		t.Fatalf("rollout = %+v", r)
+	}
+	got, _ := c.AppsV1().Deployments(testNS).Get(context.Background(), "app", metav1.GetOptions{})
+	if n := len(secretRefPaths(&got.Spec.Template.Spec, "jwt-2")); n != 5 || got.Annotations[AnnotationChangeCause] != "test" {
+		t.Fatalf("deployment after promote: %d references to jwt-2, annotations %v", n, got.Annotations)
+	}
+	// The original Secret is adopted as version 1 in the patch that
+	// labels it previous.
+	old, _ := c.CoreV1().Secrets(testNS).Get(context.Background(), "jwt", metav1.GetOptions{})
+	want := map[string]string{LabelStage: StagePrevious, LabelTarget: "t", LabelVersion: "1", LabelManagedBy: ManagedByValue}
+	for k, v := range want {
+		if old.Labels[k] != v {
+			t.Fatalf("old Secret labels = %v, want %v", old.Labels, want)
+		}
+	}
+	if old.Annotations[AnnotationFingerprint] != "sha256:aaaaaaaaaaaa" {
+		t.Fatalf("old Secret annotations = %v", old.Annotations)
+	}
+}
+
+// invalidPatch is how the apiserver answers a JSON patch whose test op
+// fails: 422 Invalid without causes.
+func invalidPatch() error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 422, Reason: metav1.StatusReasonInvalid,
+		Details: &metav1.StatusDetails{}, Message: "the server rejected our request due to an error in our request"}}
+}
+
+func TestPromoteReadsAWorkloadThatChangedSincePreflight(t *testing.T) {
+	d := deployment("jwt", "7", nil)
+	c := fake.NewClientset(d, secret("jwt", "u1", nil), secret("jwt-2", "u2", nil))
+	first := true
+	c.PrependReactor("patch", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if first {
+			// The resourceVersion test fails: somebody edited it.
+			first = false
+			return true, nil, invalidPatch()
+		}
+		return false, nil, nil
+	})
+	k := &Kube{Client: c}
+	if _, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(asWorkload(d).seen("jwt"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(verbs(c), ","); got != "patch deployments,get deployments,patch deployments,patch secrets,patch secrets" {
+		t.Fatalf("requests = %s, want a read and a fresh patch after the failed one", got)
+	}
+}
+
+func TestVerifyCheckedInRolloutReadsNoWorkload(t *testing.T) {
+	c := fake.NewClientset(deployment("jwt", "7", nil))
+	k := &Kube{Client: c}
+	in := VerifyInput{Namespace: testNS, Old: SecretRef{Name: "jwt"}, New: SecretRef{Name: "jwt-2"},
+		Consumers: []Workload{{Kind: "Deployment", Name: "app"}}, CheckedInRollout: true}
+	if _, err := activityEnv(t, k).ExecuteActivity(k.VerifyConsumers, in); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.Actions()); n != 0 {
+		t.Fatalf("verify made %d requests: %v", n, verbs(c))
+	}
+	// Without the rollout's check it reads them, and finds the stale one.
+	in.CheckedInRollout = false
+	if _, err := activityEnv(t, k).ExecuteActivity(k.VerifyConsumers, in); err == nil || !strings.Contains(err.Error(), "still reference") {
+		t.Fatalf("err = %v, want the stale reference", err)
+	}
+}
+
+func TestCheckedInRollout(t *testing.T) {
+	app := Workload{Kind: "Deployment", Name: "app"}
+	db := Workload{Kind: "StatefulSet", Name: "db"}
+	for _, tc := range []struct {
+		name     string
+		rollouts []Rollout
+		want     bool
+	}{
+		{"every consumer checked", []Rollout{{Workload: app, To: "s-2"}, {Workload: db, To: "s-2"}}, true},
+		{"recorded by an older worker", []Rollout{{Workload: app}, {Workload: db}}, false},
+		{"one missing", []Rollout{{Workload: app, To: "s-2"}}, false},
+		{"other target", []Rollout{{Workload: app, To: "s-3"}, {Workload: db, To: "s-2"}}, false},
+	} {
+		if got := CheckedInRollout(tc.rollouts, []Workload{app, db}, "s-2"); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestAwaitWatchesFromThePatchAndChecksTheTemplate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		secret  string // what the rolled-out template references
+		wantErr string
+	}{
+		{"moved", "jwt-2", ""},
+		{"edited back during the rollout", "jwt", "still references the old Secret jwt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := deployment(tc.secret, "8", nil)
+			d.Generation = 2
+			c := fake.NewClientset(d)
+			k := &Kube{Client: c, HeartbeatEvery: time.Second}
+			go func() {
+				// The controller finishes the rollout once the watch is open.
+				for !hasWatch(c) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				done := d.DeepCopy()
+				done.Status = appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1}
+				_, _ = c.AppsV1().Deployments(testNS).UpdateStatus(context.Background(), done, metav1.UpdateOptions{})
+			}()
+			_, err := activityEnv(t, k).ExecuteActivity(k.AwaitRollout, AwaitInput{Namespace: testNS, Rollouts: []Rollout{{
+				Workload: Workload{Kind: "Deployment", Name: "app"}, Generation: 2, Patched: true, ResourceVersion: "8", From: "jwt", To: "jwt-2"}}})
+			if tc.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			for _, a := range c.Actions() {
+				if a.GetVerb() == "list" {
+					t.Fatalf("the wait listed: %v; it should watch from the patch's resourceVersion", verbs(c))
+				}
+			}
+		})
+	}
+}
+
+func hasWatch(c *fake.Clientset) bool {
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "watch" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRetireDeletesByUIDWithoutReading(t *testing.T) {
+	c := fake.NewClientset(secret("jwt", "u1", nil))
+	k := &Kube{Client: c}
+	ref := SecretRef{Namespace: testNS, Name: "jwt", Version: 1, UID: "u1"}
+	var opts metav1.DeleteOptions
+	c.PrependReactor("delete", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		opts = a.(k8stesting.DeleteActionImpl).DeleteOptions
+		return false, nil, nil
+	})
+	if _, err := activityEnv(t, k).ExecuteActivity(k.RetireSecret, RetireInput{Secret: ref}); err != nil {
+		t.Fatal(err)
+	}
+	got := verbs(c)
+	slices.Sort(got[:3]) // the three lists run at once
+	if got := strings.Join(got, ","); got != "list daemonsets,list deployments,list statefulsets,delete secrets" {
+		t.Fatalf("requests = %s, want the reference scan and the delete", got)
+	}
+	if opts.Preconditions == nil || opts.Preconditions.UID == nil || *opts.Preconditions.UID != "u1" {
+		t.Fatalf("delete preconditions = %+v, want UID u1", opts.Preconditions)
+	}
+}
+
+func TestRetireStillRefusesASecretInUse(t *testing.T) {
+	c := fake.NewClientset(secret("jwt", "u1", nil), deployment("jwt", "7", nil))
+	k := &Kube{Client: c}
+	_, err := activityEnv(t, k).ExecuteActivity(k.RetireSecret, RetireInput{Secret: SecretRef{Namespace: testNS, Name: "jwt", UID: "u1"}})
+	if err == nil || !strings.Contains(err.Error(), "still referenced by deployment/app") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
+	if _, err := c.CoreV1().Secrets(testNS).Get(context.Background(), "jwt", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the Secret is gone: %v", err)
+	}
+}
+
+func TestRetireKeepsASecretRecreatedUnderTheName(t *testing.T) {
+	c := fake.NewClientset(secret("jwt", "u9", nil))
+	c.PrependReactor("delete", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewConflict(corev1.Resource("secrets"), "jwt", errors.New("precondition failed: UID"))
+	})
+	k := &Kube{Client: c}
+	val, err := activityEnv(t, k).ExecuteActivity(k.RetireSecret, RetireInput{Secret: SecretRef{Namespace: testNS, Name: "jwt", UID: "u1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res RetireResult
+	if err := val.Get(&res); err != nil || res.Deleted {
+		t.Fatalf("result = %+v, %v: want kept", res, err)
+	}
+}

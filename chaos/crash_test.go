@@ -1,0 +1,502 @@
+package chaos
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/client"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"rotator/postgres"
+	"rotator/vault"
+	"rotator/workflows"
+)
+
+// kill is one SIGKILL of a worker and what followed it.
+type kill struct {
+	point     string
+	at        time.Time
+	victim    string // identity of the killed worker
+	successor string // identity of the worker started right after
+	inFlight  string
+}
+
+// chaosRun drives one rotation of a target through kills at every step
+// boundary.
+type chaosRun struct {
+	t     *testing.T
+	tg    *target
+	ws    *workers
+	id    string
+	kills []kill
+	// attempts records which worker each activity attempt started on,
+	// as DescribeWorkflowExecution showed it.
+	attempts *attemptLog
+}
+
+// kill SIGKILLs the current worker and starts the next one at once, as a
+// supervisor (a Deployment's controller) would.
+func (c *chaosRun) kill(ctx context.Context, point string) {
+	c.t.Helper()
+	inFlight := pending(ctx, devstack.temporal, c.id)
+	victim := c.ws.current
+	at := time.Now()
+	victim.kill()
+	next := c.ws.start()
+	c.kills = append(c.kills, kill{point: point, at: at, victim: victim.identity(), successor: next.identity(), inFlight: inFlight})
+	c.t.Logf("kill %d, %s: SIGKILL worker %d with %s in flight; worker %d started", len(c.kills), point, victim.pid(), inFlight, next.pid())
+}
+
+func (c *chaosRun) must(err error) {
+	c.t.Helper()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// crashRotation rotates the target, killing the worker with SIGKILL
+// during stage, after stage, after apply (withApply), during promote,
+// after promote, during the rollout wait, during verify, in grace and
+// during retire. Gates on the worker's way to the API server make each
+// kill land where it says; the consumer is paused so that the rollout
+// wait lasts until the test resumes it.
+func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g *crashGates, workflowType string, withApply bool) workflows.Status {
+	t.Helper()
+	c := &chaosRun{t: t, tg: tg, ws: ws, id: workflows.WorkflowID(tg.name)}
+	ctx, cancel := ws.guard(ctx)
+	defer cancel()
+	c.attempts = watchAttempts(ctx, devstack.temporal, c.id)
+	tg.setPaused(ctx, true)
+	if ws.current == nil {
+		ws.start()
+	}
+	g.stage.arm()
+	g.patch.arm()
+	run, err := devstack.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: c.id, TaskQueue: tg.taskQueue},
+		workflowType, workflows.RotateInput{Target: tg.name, RequestedBy: "chaos"})
+	c.must(err)
+	t.Cleanup(func() {
+		// A failed test must not leave a rotation retrying with no worker.
+		_ = devstack.temporal.TerminateWorkflow(context.Background(), c.id, run.GetRunID(), "chaos test ended")
+	})
+
+	// During stage: the new Secret was created, the worker dies before it
+	// hears so; the retry must find it rather than stage another.
+	c.must(g.stage.waitHeld(ctx, ws.current.proxy.id))
+	c.must(waitRunning(ctx, devstack.temporal, c.id, "StageSecret", ws.current.identity(), false))
+	c.kill(ctx, "during stage")
+	g.stage.disarm()
+
+	// After stage: the new Secret exists, promote's patch is held.
+	_, err = waitEvent(ctx, devstack.temporal, c.id, "stage", activityCompleted("StageSecret"))
+	c.must(err)
+	c.kill(ctx, "after stage")
+	if withApply {
+		_, err = waitEvent(ctx, devstack.temporal, c.id, "apply", activityCompleted("ApplyPassword"))
+		c.must(err)
+		c.must(g.patch.waitHeld(ctx, ws.current.proxy.id))
+		c.kill(ctx, "after apply")
+	}
+	// During promote: the consumer's patch landed, the worker dies before
+	// it hears so; the retry must not patch or roll out again.
+	g.promote.arm()
+	g.patch.disarm()
+	c.must(g.promote.waitHeld(ctx, ws.current.proxy.id))
+	c.must(waitRunning(ctx, devstack.temporal, c.id, "Promote", ws.current.identity(), false))
+	c.kill(ctx, "during promote")
+	g.promote.disarm()
+
+	// After promote: the consumer is repointed, its rollout cannot finish.
+	_, err = waitEvent(ctx, devstack.temporal, c.id, "promote", activityCompleted("Promote"))
+	c.must(err)
+	c.kill(ctx, "after promote")
+	c.must(waitRunning(ctx, devstack.temporal, c.id, "AwaitRollout", ws.current.identity(), true))
+	c.kill(ctx, "during the rollout wait")
+
+	// During verify: the rollout finishes; verify's first call, the
+	// database login or the look at the workloads, is held.
+	if g.db != nil {
+		g.db.arm()
+		tg.setPaused(ctx, false)
+		c.must(g.db.waitHeld(ctx))
+		c.must(waitRunning(ctx, devstack.temporal, c.id, "VerifyLogin", ws.current.identity(), false))
+		c.kill(ctx, "during verify")
+		g.db.disarm()
+	} else {
+		g.verify.arm()
+		tg.setPaused(ctx, false)
+		which, err := first(ctx,
+			func(ctx context.Context) error { return g.verify.waitHeld(ctx, ws.current.proxy.id) },
+			func(ctx context.Context) error {
+				_, err := waitEvent(ctx, devstack.temporal, c.id, "grace", stepReached(workflows.StepGrace))
+				return err
+			})
+		c.must(err)
+		if which == 0 {
+			c.must(waitRunning(ctx, devstack.temporal, c.id, "VerifyConsumers", ws.current.identity(), false))
+			c.kill(ctx, "during verify")
+		} else {
+			// The rollout wait checked every consumer's template, so the
+			// workflow runs no verify activity: there is nothing to kill.
+			t.Log("verify: no activity of its own for this kind (the rollout wait checked the consumers): no kill")
+		}
+		g.verify.disarm()
+	}
+
+	_, err = waitEvent(ctx, devstack.temporal, c.id, "grace", stepReached(workflows.StepGrace))
+	c.must(err)
+	c.kill(ctx, "in grace")
+
+	// During retire: the old Secret's deletion reached the API server,
+	// the worker dies before it hears back.
+	g.retire.arm()
+	c.must(devstack.temporal.SignalWorkflow(ctx, c.id, "", workflows.SignalApprove, workflows.Decision{By: "chaos", Reason: "crash test"}))
+	c.must(g.retire.waitHeld(ctx, ws.current.proxy.id))
+	c.must(waitRunning(ctx, devstack.temporal, c.id, "RetireSecret", ws.current.identity(), false))
+	c.kill(ctx, "during retire")
+	g.retire.disarm()
+
+	var st workflows.Status
+	if err := run.Get(ctx, &st); err != nil {
+		t.Fatalf("the rotation failed after %d kills: %v", len(c.kills), err)
+	}
+	ws.stopAll()
+	if st.Step != workflows.StepDone || st.New == nil || st.Old == nil {
+		t.Fatalf("rotation result: step %s, new %v", st.Step, st.New)
+	}
+	c.report(ctx)
+	return st
+}
+
+// report logs, for each kill, how long until the next worker resumed the
+// rotation, and counts the kills survived.
+func (c *chaosRun) report(ctx context.Context) {
+	c.t.Helper()
+	survived := 0
+	var worst, total time.Duration
+	attempts := c.attempts.list()
+	for i, k := range c.kills {
+		// The successor resumed the rotation when it first completed a
+		// task of it, or started an activity attempt (which the next
+		// kill may cut short).
+		d, ok, err := takeover(ctx, devstack.temporal, c.id, k.successor, k.at)
+		c.must(err)
+		for _, a := range attempts {
+			if a.identity == k.successor && a.started.After(k.at) && (!ok || a.started.Sub(k.at) < d) {
+				d, ok = a.started.Sub(k.at), true
+			}
+		}
+		if !ok {
+			c.t.Errorf("kill %d (%s): worker %s never resumed the rotation", i+1, k.point, k.successor)
+			continue
+		}
+		survived++
+		worst, total = max(worst, d), total+d
+		c.t.Logf("kill %d, %s: resumed after %s", i+1, k.point, d.Round(100*time.Millisecond))
+	}
+	dead := map[string]time.Time{}
+	for _, k := range c.kills {
+		dead[k.victim] = k.at
+	}
+	for _, a := range c.attempts.list() {
+		if at, ok := dead[a.identity]; ok && a.started.After(at) {
+			// The server handed the task to a poll of the killed worker:
+			// it is lost until its timeout, then retried.
+			c.t.Logf("%s attempt %d went to worker %s after that worker was killed", a.activity, a.attempt, a.identity)
+		}
+	}
+	countKills(len(c.kills), survived)
+	mean := time.Duration(0)
+	if survived > 0 {
+		mean = total / time.Duration(survived)
+	}
+	c.t.Logf("%s: kills survived %d/%d; time to recover mean %s, max %s", c.tg.name, survived, len(c.kills),
+		mean.Round(100*time.Millisecond), worst.Round(100*time.Millisecond))
+}
+
+// crashGates are the holds the kill points use; db is the PostgreSQL
+// proxy of a postgres target, nil for other kinds.
+type crashGates struct {
+	stage, patch, promote, verify, retire *gate
+	db                                    *dbProxy
+}
+
+func newCrashGates(ns, old string) *crashGates {
+	return &crashGates{
+		stage:   newGate("stage's create, answered", true, secretCreate(ns)),
+		patch:   newGate("promote's patch", false, deploymentPatch(ns)),
+		promote: newGate("promote's patch, answered", true, deploymentPatch(ns)),
+		verify:  newGate("verify's list", false, deploymentsList(ns)),
+		retire:  newGate("retire's delete, answered", true, secretDelete(ns, old)),
+	}
+}
+
+func (g *crashGates) all() []*gate { return []*gate{g.stage, g.patch, g.promote, g.verify, g.retire} }
+
+// TestCrashAtEveryStep kills the worker with SIGKILL at every step
+// boundary of a JWT rotation (with Vault) and of PostgreSQL rotations of
+// both strategies, and checks that each ends with exactly one live
+// version that every consumer uses, no orphaned Secret, the right
+// credential valid in PostgreSQL and consistent Vault labels.
+func TestCrashAtEveryStep(t *testing.T) {
+	t.Run("jwt", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		path := "chaos/jwt-" + randomSuffix()
+		key0 := randomKey(t)
+		tg := newTarget(t, ctx, map[string]string{"secret": key0}, "    kind: jwt\n    key: secret\n    vault: {path: "+path+"}\n", nil)
+		g := newCrashGates(tg.ns, tg.secret)
+		ws := newWorkers(t, tg.catalog, tg.taskQueue, true, g.all())
+		rolls := tg.replicaSets(ctx)
+
+		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateJWTSecret, false)
+		tg.assertOneLiveVersion(ctx, st.New.Name, rolls)
+		live, ok := tg.secretData(ctx, st.New.Name)
+		if !ok || len(live["secret"]) == 0 || string(live["secret"]) == key0 {
+			t.Fatalf("live Secret %s holds no new key", st.New.Name)
+		}
+		store := vault.NewStore(devstack.vault, vault.DefaultMount)
+		labels, _, err := store.Labels(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if labels.Current != st.New.VaultVersion || labels.Current == 0 || labels.Pending != 0 || labels.PendingRun != "" {
+			t.Errorf("Vault labels of %s: CURRENT=%d PENDING=%d (run %q), want CURRENT=%d, the live Secret's version, and no PENDING",
+				path, labels.Current, labels.Pending, labels.PendingRun, st.New.VaultVersion)
+		}
+		rec, err := store.Read(ctx, path, labels.Current)
+		if err != nil || rec["secret"] != string(live["secret"]) {
+			t.Errorf("Vault's CURRENT version of %s does not hold the live key (%v)", path, err)
+		}
+		ws.assertNoLeaks([]byte(key0), live["secret"])
+	})
+
+	t.Run("postgres-single-user", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		su := superuser(t, ctx)
+		role := "chaos_single_" + randomSuffix()
+		pw0 := createLoginRole(t, ctx, su, role)
+		db, yaml := pgTarget(t)
+		tg := newTarget(t, ctx, map[string]string{"username": role, "password": pw0},
+			yaml+"      role: "+role+"\n      strategy: single-user\n", nil)
+		g := newCrashGates(tg.ns, tg.secret)
+		g.db = db
+		ws := newWorkers(t, tg.catalog, tg.taskQueue, true, g.all())
+		rolls := tg.replicaSets(ctx)
+
+		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateDatabasePassword, true)
+		tg.assertOneLiveVersion(ctx, st.New.Name, rolls)
+		user, pw1 := credentials(t, ctx, tg, st.New.Name)
+		if user != role || pw1 == pw0 {
+			t.Fatalf("live Secret: user %q, password changed %v", user, pw1 != pw0)
+		}
+		if err := canLogin(ctx, role, pw1); err != nil {
+			t.Errorf("the live Secret's password does not log in: %v", err)
+		}
+		if err := canLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
+			t.Errorf("single-user: the retired password must be refused, got %v", err)
+		}
+		ws.assertNoLeaks([]byte(pw0), []byte(pw1))
+	})
+
+	t.Run("postgres-alternating", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		su := superuser(t, ctx)
+		owner := "chaos_alt_" + randomSuffix()
+		pw0 := createLoginRole(t, ctx, su, owner)
+		users := [2]string{owner + "_a", owner + "_b"}
+		t.Cleanup(func() {
+			if !t.Failed() {
+				for _, u := range users {
+					_, _ = su.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{u}.Sanitize())
+				}
+			}
+		})
+		if _, err := postgres.SetupAlternating(ctx, su, owner, users); err != nil {
+			t.Fatal(err)
+		}
+		db, yaml := pgTarget(t)
+		tg := newTarget(t, ctx, map[string]string{"username": owner, "password": pw0},
+			yaml+"      role: "+owner+"\n      strategy: alternating-users\n      adminSecret: {namespace: %NS%, name: pg-admin}\n",
+			func(ns string) { copyAdminSecret(t, ctx, ns) })
+		// The first rotation moves the consumer off the owner's own login,
+		// which is never locked; the second, under kills, must lock _a.
+		g := newCrashGates(tg.ns, tg.secret+"-2")
+		g.db = db
+		ws := newWorkers(t, tg.catalog, tg.taskQueue, true, g.all())
+		ws.start()
+		plainRotation(t, ctx, tg, workflows.TypeRotateDatabasePassword)
+		userA, pwA := credentials(t, ctx, tg, tg.secret+"-2")
+		if userA != users[0] {
+			t.Fatalf("the first rotation logs in as %s, want %s", userA, users[0])
+		}
+		rolls := tg.replicaSets(ctx)
+
+		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateDatabasePassword, true)
+		tg.assertOneLiveVersion(ctx, st.New.Name, rolls)
+		userB, pwB := credentials(t, ctx, tg, st.New.Name)
+		if userB != users[1] {
+			t.Fatalf("the live Secret logs in as %s, want %s", userB, users[1])
+		}
+		if err := canLogin(ctx, userB, pwB); err != nil {
+			t.Errorf("the live Secret's role %s does not log in: %v", userB, err)
+		}
+		if err := canLogin(ctx, userA, pwA); !postgres.IsAuthFailure(err) {
+			t.Errorf("alternating-users: the retired role %s must be locked, got %v", userA, err)
+		}
+		ws.assertNoLeaks([]byte(pw0), []byte(pwA), []byte(pwB))
+	})
+}
+
+// first runs the waits at once and returns the index of the first to
+// return, and its error; the others are cancelled.
+func first(ctx context.Context, waits ...func(context.Context) error) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i   int
+		err error
+	}
+	done := make(chan result, len(waits))
+	for i, w := range waits {
+		go func() { done <- result{i, w(ctx)} }()
+	}
+	r := <-done
+	return r.i, r.err
+}
+
+// plainRotation rotates once without kills: rotate, grace, approve.
+func plainRotation(t *testing.T, ctx context.Context, tg *target, workflowType string) {
+	t.Helper()
+	id := workflows.WorkflowID(tg.name)
+	run, err := devstack.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tg.taskQueue},
+		workflowType, workflows.RotateInput{Target: tg.name, RequestedBy: "chaos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitEvent(ctx, devstack.temporal, id, "grace", stepReached(workflows.StepGrace)); err != nil {
+		t.Fatal(err)
+	}
+	if err := devstack.temporal.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.Decision{By: "chaos"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(ctx, nil); err != nil {
+		t.Fatalf("rotation without kills: %v", err)
+	}
+}
+
+func randomKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 48)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// pgServer is the devstack's PostgreSQL, as the worker and the test reach it.
+func pgServer() postgres.Server {
+	port := 5432
+	if p := os.Getenv("PGPORT"); p != "" {
+		_, _ = fmt.Sscan(p, &port)
+	}
+	return postgres.Server{Host: cmp.Or(os.Getenv("PGHOST"), "127.0.0.1"), Port: port, Database: "postgres", SSLMode: "disable"}
+}
+
+// pgTarget starts the target's database proxy and returns the catalog
+// lines that point the worker at it.
+func pgTarget(t *testing.T) (*dbProxy, string) {
+	t.Helper()
+	s := pgServer()
+	p, err := startDBProxy(net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p, fmt.Sprintf("    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: %d\n      database: %s\n      sslMode: %s\n",
+		p.port(), s.Database, s.SSLMode)
+}
+
+func canLogin(ctx context.Context, user, pw string) error {
+	return postgres.CanLogin(ctx, pgServer(), postgres.Credentials{Username: user, Password: pw})
+}
+
+// superuser connects as the devstack's superuser.
+func superuser(t *testing.T, ctx context.Context) *pgx.Conn {
+	t.Helper()
+	pw, err := os.ReadFile(os.Getenv("ROTATOR_PG_SUPERUSER_PASSWORD_FILE"))
+	if err != nil {
+		t.Fatalf("devstack superuser password (ROTATOR_PG_SUPERUSER_PASSWORD_FILE): %v", err)
+	}
+	conn, err := postgres.Connect(ctx, pgServer(), postgres.Credentials{Username: "postgres", Password: strings.TrimSpace(string(pw))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// createLoginRole creates a login role whose password is set from its
+// verifier, and drops it after a passing test.
+func createLoginRole(t *testing.T, ctx context.Context, su *pgx.Conn, role string) string {
+	t.Helper()
+	pw, err := postgres.NewPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_, _ = su.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
+		}
+	})
+	v, err := postgres.Verifier(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.SetPassword(ctx, su, role, v, true); err != nil {
+		t.Fatal(err)
+	}
+	return pw
+}
+
+// copyAdminSecret gives the namespace a copy of the devstack's admin
+// credential, which the alternating target's catalog names.
+func copyAdminSecret(t *testing.T, ctx context.Context, ns string) {
+	t.Helper()
+	s, err := devstack.kube.CoreV1().Secrets("rotator").Get(ctx, "rotator-postgres-admin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pg-admin"}, Data: s.Data}
+	if _, err := devstack.kube.CoreV1().Secrets(ns).Create(ctx, cp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func credentials(t *testing.T, ctx context.Context, tg *target, secret string) (string, string) {
+	t.Helper()
+	data, ok := tg.secretData(ctx, secret)
+	if !ok {
+		t.Fatalf("Secret %s does not exist", secret)
+	}
+	return string(data["username"]), string(data["password"])
+}

@@ -1,0 +1,94 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Metric names the rotations record through the worker's metrics handler.
+// Prometheus shows the counters with a _total suffix, which the exporter
+// adds. Gauges carry target and kind; counters only kind and step, so
+// that their series stay few whatever the catalog's size. The handler
+// skips recording while a workflow replays, so a replayed rotation does
+// not count twice.
+const (
+	MetricLastSuccess   = "rotator_rotation_last_success_timestamp_seconds"
+	MetricGraceStarted  = "rotator_rotation_grace_started_timestamp_seconds"
+	MetricGraceDeadline = "rotator_rotation_grace_deadline_timestamp_seconds"
+	MetricCompleted     = "rotator_rotations_completed"
+	MetricFailures      = "rotator_rotation_failures"
+	MetricCompensations = "rotator_rotation_compensations"
+)
+
+// Outcomes of a compensation, the outcome label of MetricCompensations.
+const (
+	CompensationRolledBack = "rolled-back"
+	CompensationIncomplete = "incomplete"
+)
+
+// targetMetrics is the handler for the gauges of r's target.
+func (r *rotation) targetMetrics(ctx workflow.Context) client.MetricsHandler {
+	return workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": r.in.Target, "kind": string(r.steps.kind)})
+}
+
+// stepMetrics is the handler for the counters of a step of r's kind.
+func (r *rotation) stepMetrics(ctx workflow.Context, step Step) client.MetricsHandler {
+	return workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": string(r.steps.kind), "step": string(step)})
+}
+
+// recordGrace says the target is in grace from now until deadline (zero:
+// until a person approves).
+func (r *rotation) recordGrace(ctx workflow.Context, deadline time.Time) {
+	m := r.targetMetrics(ctx)
+	m.Gauge(MetricGraceStarted).Update(unixSeconds(workflow.Now(ctx)))
+	m.Gauge(MetricGraceDeadline).Update(unixSeconds(deadline))
+}
+
+// recordEnd records how a rotation ended: grace is over whatever the end,
+// and a successful one sets the target's last success. A failure is
+// counted at the step the rotation was in (failedAt), unless compensate
+// already counted it or a person aborted the rotation.
+func (r *rotation) recordEnd(ctx workflow.Context, end, failedAt Step) {
+	if r.in.Target == "" {
+		return // refused input: there is no target to label
+	}
+	m := r.targetMetrics(ctx)
+	m.Gauge(MetricGraceStarted).Update(0)
+	m.Gauge(MetricGraceDeadline).Update(0)
+	switch {
+	case end == StepDone:
+		m.Gauge(MetricLastSuccess).Update(unixSeconds(workflow.Now(ctx)))
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": string(r.steps.kind)}).Counter(MetricCompleted).Inc(1)
+	case failedAt != StepCompensating:
+		r.recordFailure(ctx, failedAt)
+	}
+}
+
+// recordFailure counts a rotation that failed at step; an abort is a
+// person's decision, not a failure.
+func (r *rotation) recordFailure(ctx workflow.Context, step Step) {
+	if r.st.Aborted == nil {
+		r.stepMetrics(ctx, step).Counter(MetricFailures).Inc(1)
+	}
+}
+
+// recordCompensation counts a compensation of a rotation that failed, or
+// was aborted, at step, and whether it put everything back.
+func (r *rotation) recordCompensation(ctx workflow.Context, step Step, complete bool) {
+	outcome := CompensationRolledBack
+	if !complete {
+		outcome = CompensationIncomplete
+	}
+	r.stepMetrics(ctx, step).WithTags(map[string]string{"outcome": outcome}).Counter(MetricCompensations).Inc(1)
+}
+
+// unixSeconds is how Prometheus timestamps are compared with time(); the
+// zero time is 0, not year 1.
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixMilli()) / 1000
+}
