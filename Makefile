@@ -8,6 +8,9 @@ GO_TEST_FLAGS ?=
 BENCH_RUNS ?= 3
 # Concurrent rotations of the scale benchmark (N=1000 takes about 15 minutes here).
 BENCH_SCALE ?= 10,100,1000
+# More pollers than the SDK's 2 let one worker keep up with hundreds of
+# rotations at once (N=100 to grace: 25 s with the defaults, 18-20 s).
+BENCH_WORKER_FLAGS ?= --workflow-pollers 8 --activity-pollers 8
 
 .PHONY: all build devstack demo demo-down test test-unit test-e2e chaos fuzz lint lint-docker replay-record bench clean
 
@@ -75,13 +78,13 @@ lint: lint-docker
 lint-docker:
 	go test -short -count=1 -run 'Dockerfile|Dockerignore|Compose|Versions|GoVersion|Roles|ClusterCatalog|Deployment|VaultPolicy' ./deploy
 
-## replay-record: rerun the e2e happy paths and store their histories for the replay test
+## replay-record: rerun the e2e happy paths and store their histories for the replay test (existing files are kept)
 replay-record: devstack
-	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestAPIKeysWithVault|TestCertificateScanRenewsShortLived' ./e2e -record-histories=$(CURDIR)/workflows/testdata
+	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestPostgresAlternatingUsers|TestAPIKeysWithVault|TestCertificateScanRenewsShortLived|TestScheduleTriggerStartsTheRotationOrSkips' ./e2e -record-histories=$(CURDIR)/workflows/testdata
 
 clean:
 	rm -rf bin
 
 ## bench: benchmarks against the devstack; writes docs/benchmarks.md
 bench: build devstack
-	source $(STATE)/env && go run ./bench -runs $(BENCH_RUNS) -scale $(BENCH_SCALE)
+	source $(STATE)/env && go run ./bench -runs $(BENCH_RUNS) -scale $(BENCH_SCALE) -worker-flags "$(BENCH_WORKER_FLAGS)"

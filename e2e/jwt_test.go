@@ -312,6 +312,12 @@ func writeRunHistory(t *testing.T, ctx context.Context, id, runID, name string) 
 		return
 	}
 	path := filepath.Join(*record, name)
+	// A recorded history is a fixture for the code that ran it: recording
+	// over it would lose the branches only older runs take.
+	if _, err := os.Stat(path); err == nil {
+		t.Logf("%s exists and is kept: delete it to record it again", path)
+		return
+	}
 	js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(runHistory(t, ctx, id, runID))
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func recordedID(t *testing.T, f string, started *historypb.WorkflowExecutionStar
 	}
 	var in workflows.RotateInput
 	if err := converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &in); err != nil || in.Target == "" {
-		t.Fatalf("%s: no %s.id beside it and its input is not a rotation's (%v): record it again with make replay-record",
+		t.Fatalf("%s: no %s.id beside it and its input is not a rotation's (%v): record it with make replay-record",
 			f, strings.TrimSuffix(filepath.Base(f), ".json"), err)
 	}
 	return workflows.WorkflowID(in.Target)
