@@ -13,7 +13,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -541,19 +540,10 @@ func (k *Kube) await(ctx context.Context, in AwaitInput, r Rollout, every time.D
 
 // verifyTemplate checks that a rolled-out workload's template references
 // the new Secret and no longer the old one: verify's check of a consumer,
-// made on the object the rollout watch delivered.
+// made on the object the rollout watch delivered, which rolloutState has
+// already accepted as a workload type asWorkload knows.
 func verifyTemplate(obj runtime.Object, ref Workload, oldName, newName string) error {
-	var spec *corev1.PodSpec
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		spec = &o.Spec.Template.Spec
-	case *appsv1.StatefulSet:
-		spec = &o.Spec.Template.Spec
-	case *appsv1.DaemonSet:
-		spec = &o.Spec.Template.Spec
-	default:
-		return fmt.Errorf("unexpected workload type %T", obj)
-	}
+	spec := &asWorkload(obj).template.Spec
 	if oldName != "" && len(secretRefPaths(spec, oldName)) > 0 {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%s still references the old Secret %s: someone edited it during the rotation", ref, oldName), ErrStillInUse, nil)

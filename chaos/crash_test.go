@@ -58,6 +58,16 @@ func (c *chaosRun) kill(ctx context.Context, point string) {
 	c.t.Logf("kill %d, %s: SIGKILL worker %d with %s in flight; worker %d started", len(c.kills), point, victim.pid(), inFlight, next.pid())
 }
 
+// killHeld waits until the current worker has a request held at g and
+// activity running on it, kills the worker and opens g.
+func (c *chaosRun) killHeld(ctx context.Context, g *gate, activity, point string) {
+	c.t.Helper()
+	c.must(g.waitHeld(ctx, c.ws.current.proxy.id))
+	c.must(waitRunning(ctx, devstack.temporal, c.id, activity, c.ws.current.identity(), false))
+	c.kill(ctx, point)
+	g.disarm()
+}
+
 func (c *chaosRun) must(err error) {
 	c.t.Helper()
 	if err != nil {
@@ -93,10 +103,7 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 
 	// During stage: the new Secret was created, the worker dies before it
 	// hears so; the retry must find it rather than stage another.
-	c.must(g.stage.waitHeld(ctx, ws.current.proxy.id))
-	c.must(waitRunning(ctx, devstack.temporal, c.id, "StageSecret", ws.current.identity(), false))
-	c.kill(ctx, "during stage")
-	g.stage.disarm()
+	c.killHeld(ctx, g.stage, "StageSecret", "during stage")
 
 	// After stage: the new Secret exists, promote's patch is held.
 	_, err = waitEvent(ctx, devstack.temporal, c.id, "stage", activityCompleted("StageSecret"))
@@ -112,10 +119,7 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 	// it hears so; the retry must not patch or roll out again.
 	g.promote.arm()
 	g.patch.disarm()
-	c.must(g.promote.waitHeld(ctx, ws.current.proxy.id))
-	c.must(waitRunning(ctx, devstack.temporal, c.id, "Promote", ws.current.identity(), false))
-	c.kill(ctx, "during promote")
-	g.promote.disarm()
+	c.killHeld(ctx, g.promote, "Promote", "during promote")
 
 	// After promote: the consumer is repointed, its rollout cannot finish.
 	_, err = waitEvent(ctx, devstack.temporal, c.id, "promote", activityCompleted("Promote"))
@@ -162,10 +166,7 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 	// the worker dies before it hears back.
 	g.retire.arm()
 	c.must(devstack.temporal.SignalWorkflow(ctx, c.id, "", workflows.SignalApprove, workflows.Decision{By: "chaos", Reason: "crash test"}))
-	c.must(g.retire.waitHeld(ctx, ws.current.proxy.id))
-	c.must(waitRunning(ctx, devstack.temporal, c.id, "RetireSecret", ws.current.identity(), false))
-	c.kill(ctx, "during retire")
-	g.retire.disarm()
+	c.killHeld(ctx, g.retire, "RetireSecret", "during retire")
 
 	var st workflows.Status
 	if err := run.Get(ctx, &st); err != nil {
@@ -209,7 +210,7 @@ func (c *chaosRun) report(ctx context.Context) {
 	for _, k := range c.kills {
 		dead[k.victim] = k.at
 	}
-	for _, a := range c.attempts.list() {
+	for _, a := range attempts {
 		if at, ok := dead[a.identity]; ok && a.started.After(at) {
 			// The server handed the task to a poll of the killed worker:
 			// it is lost until its timeout, then retried.

@@ -27,35 +27,40 @@ type gate struct {
 	match func(*http.Request) bool
 	after bool
 
-	mu      sync.Mutex
-	armed   bool
-	release chan struct{} // closed when the gate is disarmed
-	held    map[int]int   // requests held now, by proxy
+	latch
+	held    map[int]int   // requests held now, by proxy; under mu
 	changed chan struct{} // closed and replaced whenever held changes
 }
 
 func newGate(name string, after bool, match func(*http.Request) bool) *gate {
-	return &gate{name: name, after: after, match: match, release: make(chan struct{}),
-		held: map[int]int{}, changed: make(chan struct{})}
+	return &gate{name: name, after: after, match: match, held: map[int]int{}, changed: make(chan struct{})}
 }
 
-// arm makes the gate hold matching requests from now on.
-func (g *gate) arm() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.armed {
-		g.armed = true
-		g.release = make(chan struct{})
+// latch is the arming shared by gate and dbProxy; mu also guards the
+// fields of the type that embeds it.
+type latch struct {
+	mu      sync.Mutex
+	armed   bool
+	release chan struct{} // made by arm, closed by disarm; read only while armed
+}
+
+// arm makes the latch hold what matches from now on.
+func (l *latch) arm() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.armed {
+		l.armed = true
+		l.release = make(chan struct{})
 	}
 }
 
-// disarm lets every held request go on and stops holding new ones.
-func (g *gate) disarm() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.armed {
-		g.armed = false
-		close(g.release)
+// disarm lets everything held go on and stops holding more.
+func (l *latch) disarm() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.armed {
+		l.armed = false
+		close(l.release)
 	}
 }
 
@@ -211,10 +216,8 @@ type dbProxy struct {
 	ln       net.Listener
 	upstream string
 
-	mu      sync.Mutex
-	armed   bool
-	release chan struct{}
-	held    int
+	latch
+	held    int // under mu
 	changed chan struct{}
 }
 
@@ -223,7 +226,7 @@ func startDBProxy(upstream string) (*dbProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &dbProxy{ln: ln, upstream: upstream, release: make(chan struct{}), changed: make(chan struct{})}
+	p := &dbProxy{ln: ln, upstream: upstream, changed: make(chan struct{})}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -239,24 +242,6 @@ func startDBProxy(upstream string) (*dbProxy, error) {
 func (p *dbProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
 func (p *dbProxy) close() { p.ln.Close() }
-
-func (p *dbProxy) arm() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.armed {
-		p.armed = true
-		p.release = make(chan struct{})
-	}
-}
-
-func (p *dbProxy) disarm() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.armed {
-		p.armed = false
-		close(p.release)
-	}
-}
 
 func (p *dbProxy) addHeld(n int) {
 	p.mu.Lock()

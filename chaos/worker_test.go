@@ -3,8 +3,6 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"rotator/internal/leakscan"
 )
 
 // workerProc is one bin/worker process.
@@ -161,33 +161,18 @@ func (ws *workers) assertNoLeaks(values ...[]byte) {
 	if len(logs) == 0 || len(values) == 0 {
 		ws.t.Fatalf("leak scan: %d bytes of logs, %d values: it would search nothing", len(logs), len(values))
 	}
+	leaked := 0
 	for i, v := range values {
 		if len(v) < 16 {
 			ws.t.Fatalf("value %d is %d bytes: too short to search for", i, len(v))
 		}
-		for _, form := range secretForms(v) {
+		for _, form := range leakscan.Forms(v) {
 			if bytes.Contains(logs, form) {
 				ws.t.Errorf("the workers' logs contain secret value %d", i)
+				leaked++
 				break
 			}
 		}
 	}
-	ws.t.Logf("leak scan: %d secret values searched in %d bytes of logs of %d workers: none found", len(values), len(logs), ws.started)
-}
-
-// secretForms are the encodings a leaked value could take: raw, hex, and
-// base64 at each alignment inside a longer encoded text.
-func secretForms(v []byte) [][]byte {
-	forms := [][]byte{v, []byte(hex.EncodeToString(v))}
-	for off := range 3 {
-		s := base64.StdEncoding.EncodeToString(append(make([]byte, off), v...))
-		start := 0
-		if off > 0 {
-			start = 4
-		}
-		if end := len(s) - 4; end > start {
-			forms = append(forms, []byte(s[start:end]))
-		}
-	}
-	return forms
+	ws.t.Logf("leak scan: %d secret values searched in %d bytes of logs of %d workers: %d found", len(values), len(logs), ws.started, leaked)
 }

@@ -29,6 +29,7 @@ import (
 
 	"rotator/clients"
 	"rotator/codec"
+	"rotator/internal/leakscan"
 )
 
 // codecProbeResult carries the marker back in each of the ways it went in.
@@ -61,6 +62,38 @@ func codecProbe(ctx workflow.Context, marker string) (codecProbeResult, error) {
 	return r, nil
 }
 
+// codecWorker generates a codec key (remembered for the run's leak scan),
+// dials Temporal with it on a task queue of its own (prefix plus a random
+// suffix), and starts a worker there with what register adds. The worker
+// and the client close when the test ends.
+func codecWorker(t *testing.T, prefix string, level slog.Level, register func(worker.Worker)) (codec.Key, *codec.Codec, clients.Temporal, client.Client) {
+	t.Helper()
+	key, err := codec.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := codec.New(key.ID, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devstack.remember(key.Secret)
+	cfg := clients.TemporalFromEnv()
+	cfg.TaskQueue = prefix + randomSuffix()
+	cfg.Codec = ring
+	tc, err := cfg.Dial(slog.New(slog.NewJSONHandler(devstack.logs, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
+	register(w)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return key, ring, cfg, tc
+}
+
 func codecProbeEcho(_ context.Context, marker string) (string, error) { return "echo:" + marker, nil }
 
 func codecProbeRefuse(_ context.Context, marker string) error {
@@ -76,36 +109,17 @@ func TestCodecEncryptsHistory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	key, err := codec.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := codec.New(key.ID, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	token := randomHex(t, 24)
-	// The key and the token are secrets this run generated: the log scan
-	// at the end of the run must not find them.
-	devstack.remember(key.Secret, []byte(token))
+	// The token is a secret this run generated: the log scan at the end
+	// of the run must not find it (codecWorker remembers the key).
+	devstack.remember([]byte(token))
 	marker := "codec-marker-" + randomHex(t, 12)
 
-	cfg := clients.TemporalFromEnv()
-	cfg.TaskQueue = "e2e-codec-" + randomSuffix()
-	cfg.Codec = ring
-	tc, err := cfg.Dial(slog.New(slog.NewJSONHandler(devstack.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	w.RegisterWorkflowWithOptions(codecProbe, workflow.RegisterOptions{Name: "CodecProbe"})
-	w.RegisterActivityWithOptions(codecProbeEcho, activity.RegisterOptions{Name: "CodecProbeEcho"})
-	w.RegisterActivityWithOptions(codecProbeRefuse, activity.RegisterOptions{Name: "CodecProbeRefuse"})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	key, ring, cfg, tc := codecWorker(t, "e2e-codec-", slog.LevelDebug, func(w worker.Worker) {
+		w.RegisterWorkflowWithOptions(codecProbe, workflow.RegisterOptions{Name: "CodecProbe"})
+		w.RegisterActivityWithOptions(codecProbeEcho, activity.RegisterOptions{Name: "CodecProbeEcho"})
+		w.RegisterActivityWithOptions(codecProbeRefuse, activity.RegisterOptions{Name: "CodecProbeRefuse"})
+	})
 
 	id := "e2e-codec-probe-" + randomSuffix()
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -261,7 +275,7 @@ func countMarker(t *testing.T, h *historypb.History, marker string) int {
 	t.Helper()
 	raw, js := historyBytes(t, h)
 	n := 0
-	for _, f := range secretForms([]byte(marker)) {
+	for _, f := range leakscan.Forms([]byte(marker)) {
 		n += bytes.Count(raw, f) + bytes.Count(js, f)
 	}
 	return n

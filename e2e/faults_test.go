@@ -69,8 +69,13 @@ func newOutageProxy(t *testing.T, target string, outage time.Duration, trigger f
 	return p
 }
 
-// port is the proxy's port, for a catalog's postgres.port.
-func (p *outageProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+// port is the proxy's port, for a catalog's postgres.port. It reads p.ln
+// under the lock: restore replaces the listener.
+func (p *outageProxy) port() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ln.Addr().(*net.TCPAddr).Port
+}
 
 func (p *outageProxy) serve(ln net.Listener) {
 	for {

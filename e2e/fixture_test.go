@@ -52,10 +52,17 @@ type fixtureSpec struct {
 // newFixture makes a jwt target; catalogExtra adds lines to it.
 func newFixture(t *testing.T, ctx context.Context, catalogExtra string, deployments ...*appsv1.Deployment) *fixture {
 	t.Helper()
-	return newFixtureWith(t, ctx, fixtureSpec{
+	return newFixtureWith(t, ctx, jwtSpec(catalogExtra, nil), deployments...)
+}
+
+// jwtSpec is a jwt target with a random first key; catalogExtra adds lines
+// to it and deps, when set, changes the worker's clients.
+func jwtSpec(catalogExtra string, deps func(t *testing.T, ctx context.Context, ns string, d *activities.Deps)) fixtureSpec {
+	return fixtureSpec{
 		secretData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
 		targetYAML: "    kind: jwt\n    key: secret\n" + catalogExtra,
-	}, deployments...)
+		deps:       deps,
+	}
 }
 
 // newFixtureWith creates the namespace, the Secret, the Deployments, waits

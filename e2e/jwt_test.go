@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"rotator/activities"
+	"rotator/internal/leakscan"
 	"rotator/vault"
 	"rotator/workflows"
 )
@@ -205,7 +204,10 @@ func TestBadTargetChangesNothing(t *testing.T) {
 	if referencesTo(f.deploymentSpec(ctx, "api"), f.secret) != referencesTo(before, f.secret) {
 		t.Error("a failed preflight changed the workload")
 	}
-	list, _ := devstack.kube.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{})
+	list, err := devstack.kube.CoreV1().Secrets(f.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(list.Items) != 0 {
 		t.Errorf("a failed preflight created %d Secrets", len(list.Items))
 	}
@@ -251,7 +253,7 @@ func assertNoSecretsInHistory(t *testing.T, ctx context.Context, id string, valu
 		if len(v) < 16 {
 			t.Fatalf("a %d-byte value is too short to search for", len(v))
 		}
-		for i, needle := range secretForms(v) {
+		for i, needle := range leakscan.Forms(v) {
 			if bytes.Contains(raw, needle) || bytes.Contains(js, needle) {
 				t.Errorf("history of %s contains a secret value (form %d: raw, hex, base64 at three alignments, decoded)", id, i)
 			}
@@ -274,27 +276,6 @@ func historyBytes(t *testing.T, h *historypb.History) (raw, js []byte) {
 		t.Fatal(err)
 	}
 	return raw, js
-}
-
-// secretForms are the encodings a leaked value could take: raw, hex,
-// base64 at each of the three alignments it can have inside a longer
-// base64-encoded payload, and decoded when the value is itself base64.
-func secretForms(v []byte) [][]byte {
-	forms := [][]byte{v, []byte(hex.EncodeToString(v))}
-	for off := range 3 {
-		s := base64.StdEncoding.EncodeToString(append(make([]byte, off), v...))
-		start := 0
-		if off > 0 {
-			start = 4 // the first group mixes in bytes before the value
-		}
-		if end := len(s) - 4; end > start { // so may the last
-			forms = append(forms, []byte(s[start:end]))
-		}
-	}
-	if dec, err := base64.StdEncoding.DecodeString(string(v)); err == nil && len(dec) >= 16 {
-		forms = append(forms, dec)
-	}
-	return forms
 }
 
 // writeHistory stores the history under -record-histories, if given, and

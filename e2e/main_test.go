@@ -24,6 +24,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"rotator/clients"
+	"rotator/internal/leakscan"
 )
 
 // The clients and the CLI binary every test shares.
@@ -73,7 +74,7 @@ func (s *stack) leakedIntoLogs() (leaks, searched int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range s.secrets {
-		for _, form := range secretForms(v) {
+		for _, form := range leakscan.Forms(v) {
 			if bytes.Contains(logs, form) {
 				leaks++
 			}

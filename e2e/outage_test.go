@@ -153,21 +153,17 @@ func TestOutageVaultDuringStage(t *testing.T) {
 		return id.Load() != "" && atStep(id.Load().(string), workflows.StepStage)()
 	})
 	vaultPath := "e2e/outage-" + randomSuffix()
-	f := newFixtureWith(t, ctx, fixtureSpec{
-		secretData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
-		targetYAML: "    kind: jwt\n    key: secret\n    vault: {path: " + vaultPath + "}\n",
-		deps: func(t *testing.T, _ context.Context, _ string, d *activities.Deps) {
-			vc, err := devstack.vault.Clone()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := vc.SetAddress("http://" + proxy.addr); err != nil {
-				t.Fatal(err)
-			}
-			vc.SetToken(devstack.vault.Token())
-			d.Vault = vc
-		},
-	}, deployment("api", 2, envRef("app-jwt")))
+	f := newFixtureWith(t, ctx, jwtSpec("    vault: {path: "+vaultPath+"}\n", func(t *testing.T, _ context.Context, _ string, d *activities.Deps) {
+		vc, err := devstack.vault.Clone()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vc.SetAddress("http://" + proxy.addr); err != nil {
+			t.Fatal(err)
+		}
+		vc.SetToken(devstack.vault.Token())
+		d.Vault = vc
+	}), deployment("api", 2, envRef("app-jwt")))
 	id.Store(workflows.WorkflowID(f.target))
 	oldData, _ := f.secretData(ctx, f.secret)
 
@@ -211,16 +207,12 @@ func TestOutageKubeServerErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var ft *faultTransport
-	f := newFixtureWith(t, ctx, fixtureSpec{
-		secretData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
-		targetYAML: "    kind: jwt\n    key: secret\n",
-		deps: func(t *testing.T, _ context.Context, _ string, d *activities.Deps) {
-			d.Kube, ft = faultyKube(t, nil,
-				&kubeFault{method: http.MethodPost, resource: "secrets", statuses: []int{http.StatusServiceUnavailable}},
-				&kubeFault{method: http.MethodPatch, resource: "deployments",
-					statuses: []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusConflict}})
-		},
-	}, deployment("api", 2, envFromAndVolume("app-jwt")))
+	f := newFixtureWith(t, ctx, jwtSpec("", func(t *testing.T, _ context.Context, _ string, d *activities.Deps) {
+		d.Kube, ft = faultyKube(t, nil,
+			&kubeFault{method: http.MethodPost, resource: "secrets", statuses: []int{http.StatusServiceUnavailable}},
+			&kubeFault{method: http.MethodPatch, resource: "deployments",
+				statuses: []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusConflict}})
+	}), deployment("api", 2, envFromAndVolume("app-jwt")))
 	oldData, _ := f.secretData(ctx, f.secret)
 	rsBefore := f.replicaSets(ctx, "api")
 
@@ -260,27 +252,23 @@ func TestOutageConcurrentEditOfDeployment(t *testing.T) {
 	defer cancel()
 	var edited atomic.Bool
 	var ft *faultTransport
-	f := newFixtureWith(t, ctx, fixtureSpec{
-		secretData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
-		targetYAML: "    kind: jwt\n    key: secret\n",
-		deps: func(t *testing.T, _ context.Context, ns string, d *activities.Deps) {
-			d.Kube, ft = faultyKube(t, nil, &kubeFault{method: http.MethodPatch, resource: "deployments", before: func(*http.Request) {
-				deployments := devstack.kube.AppsV1().Deployments(ns)
-				dep, err := deployments.Get(ctx, "api", metav1.GetOptions{})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				c := &dep.Spec.Template.Spec.Containers[0]
-				c.Env = append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "debug"}}, c.Env...)
-				if _, err := deployments.Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
-					t.Error(err)
-					return
-				}
-				edited.Store(true)
-			}})
-		},
-	}, deployment("api", 2, envRef("app-jwt")))
+	f := newFixtureWith(t, ctx, jwtSpec("", func(t *testing.T, _ context.Context, ns string, d *activities.Deps) {
+		d.Kube, ft = faultyKube(t, nil, &kubeFault{method: http.MethodPatch, resource: "deployments", before: func(*http.Request) {
+			deployments := devstack.kube.AppsV1().Deployments(ns)
+			dep, err := deployments.Get(ctx, "api", metav1.GetOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c := &dep.Spec.Template.Spec.Containers[0]
+			c.Env = append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "debug"}}, c.Env...)
+			if _, err := deployments.Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+			edited.Store(true)
+		}})
+	}), deployment("api", 2, envRef("app-jwt")))
 	oldData, _ := f.secretData(ctx, f.secret)
 
 	wid := startRotation(t, ctx, f, workflows.TypeRotateJWTSecret, true)
@@ -317,14 +305,10 @@ func TestOutageForbiddenFailsFast(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	f := newFixtureWith(t, ctx, fixtureSpec{
-		secretData: map[string]string{"secret": "initial-" + randomSuffix() + randomSuffix()},
-		targetYAML: "    kind: jwt\n    key: secret\n",
-		deps: func(t *testing.T, ctx context.Context, ns string, d *activities.Deps) {
-			user := limitedServiceAccount(t, ctx, ns)
-			d.Kube, _ = faultyKube(t, func(c *rest.Config) { c.Impersonate = rest.ImpersonationConfig{UserName: user} })
-		},
-	}, deployment("api", 2, envFromAndVolume("app-jwt")))
+	f := newFixtureWith(t, ctx, jwtSpec("", func(t *testing.T, ctx context.Context, ns string, d *activities.Deps) {
+		user := limitedServiceAccount(t, ctx, ns)
+		d.Kube, _ = faultyKube(t, func(c *rest.Config) { c.Impersonate = rest.ImpersonationConfig{UserName: user} })
+	}), deployment("api", 2, envFromAndVolume("app-jwt")))
 	oldData, _ := f.secretData(ctx, f.secret)
 	rsBefore := f.replicaSets(ctx, "api")
 
@@ -391,7 +375,10 @@ func TestOutageMissingDeploymentFailsFast(t *testing.T) {
 	defer cancel()
 	f := newFixture(t, ctx, "    consumers:\n      - {kind: Deployment, name: api}\n      - {kind: Deployment, name: ghost}\n",
 		deployment("api", 1, envRef("app-jwt")))
-	before, _ := devstack.kube.CoreV1().Secrets(f.ns).Get(ctx, f.secret, metav1.GetOptions{})
+	before, err := devstack.kube.CoreV1().Secrets(f.ns).Get(ctx, f.secret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	wid := startRotation(t, ctx, f, workflows.TypeRotateJWTSecret, false)
 	app := failedWith(t, ctx, wid)
@@ -418,7 +405,10 @@ func TestOutageMissingRoleFailsFast(t *testing.T) {
 	d := dbConsumer(false)
 	d.prepare = copyAdminSecret
 	f := dbFixture(t, ctx, owner, pw0, fmt.Sprintf("      role: %s\n      strategy: alternating-users\n      adminSecret: {namespace: %%NS%%, name: pg-admin}\n", owner), d)
-	before, _ := devstack.kube.CoreV1().Secrets(f.ns).Get(ctx, f.secret, metav1.GetOptions{})
+	before, err := devstack.kube.CoreV1().Secrets(f.ns).Get(ctx, f.secret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	wid := startRotation(t, ctx, f, workflows.TypeRotateDatabasePassword, false)
 	app := failedWith(t, ctx, wid)

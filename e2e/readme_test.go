@@ -507,6 +507,7 @@ func (s *readmeSandbox) startLong(ctx context.Context, line int, cmd, script str
 			t.Errorf("README.md:%d: %s exited: %v\n%s", line, cmd, err, out.bytes())
 			return
 		case <-ctx.Done():
+			t.Errorf("README.md:%d: %s: %v before it was checked", line, cmd, ctx.Err())
 			return
 		case <-time.After(3 * time.Second):
 		}

@@ -16,8 +16,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"rotator/clients"
-	"rotator/codec"
 	"rotator/workflows"
 )
 
@@ -34,29 +32,9 @@ func TestWaitDecodesFailures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	key, err := codec.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := codec.New(key.ID, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	devstack.remember(key.Secret)
-	cfg := clients.TemporalFromEnv()
-	cfg.TaskQueue = "e2e-wait-" + randomSuffix()
-	cfg.Codec = ring
-	tc, err := cfg.Dial(slog.New(slog.NewJSONHandler(devstack.logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	w.RegisterWorkflowWithOptions(waitProbeFail, workflow.RegisterOptions{Name: "WaitProbeFail"})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	key, _, cfg, tc := codecWorker(t, "e2e-wait-", slog.LevelInfo, func(w worker.Worker) {
+		w.RegisterWorkflowWithOptions(waitProbeFail, workflow.RegisterOptions{Name: "WaitProbeFail"})
+	})
 
 	target := "e2e-wait-" + randomSuffix()
 	marker := "marker-" + randomSuffix()

@@ -189,8 +189,9 @@ func (st *stand) mint() error {
 	st.mu.Lock()
 	var lines []string
 	for _, p := range st.providers {
-		id := p.srv.AddKeyNamed(p.newKey(), "orchestrator "+time.Now().UTC().Format("2006-01-02 15:04:05"))
-		lines = append(lines, p.name+"-api-key="+valueOf(p.srv, id))
+		v := p.newKey()
+		id := p.srv.AddKeyNamed(v, "orchestrator "+time.Now().UTC().Format("2006-01-02 15:04:05"))
+		lines = append(lines, p.name+"-api-key="+v)
 		st.log.Info("minted a key", "provider", p.name, "id", id)
 	}
 	st.mu.Unlock()
@@ -198,16 +199,6 @@ func (st *stand) mint() error {
 		return err
 	}
 	return st.save()
-}
-
-// valueOf returns the value of the key with id.
-func valueOf(srv *providertest.Server, id string) string {
-	for _, k := range srv.Keys() {
-		if k.ID == id {
-			return k.Value
-		}
-	}
-	return ""
 }
 
 // save writes state.json when the keys changed since the last save.

@@ -78,17 +78,8 @@ func (m *Metrics) SyncGrace(ctx context.Context, c Rotations, cat *catalog.Catal
 	for _, t := range cat.Targets {
 		st := inGrace[t.Name] // the zero Status, whose times are 0, if none
 		h := m.temporal.WithTags(map[string]string{"target": t.Name, "kind": string(t.Kind)})
-		h.Gauge(workflows.MetricGraceStarted).Update(unixSeconds(st.StepStartedAt))
-		h.Gauge(workflows.MetricGraceDeadline).Update(unixSeconds(st.GraceDeadline))
+		h.Gauge(workflows.MetricGraceStarted).Update(workflows.UnixSeconds(st.StepStartedAt))
+		h.Gauge(workflows.MetricGraceDeadline).Update(workflows.UnixSeconds(st.GraceDeadline))
 	}
 	return nil
-}
-
-// unixSeconds is a timestamp as Prometheus compares it with time(); the
-// zero time is 0.
-func unixSeconds(t time.Time) float64 {
-	if t.IsZero() {
-		return 0
-	}
-	return float64(t.UnixMilli()) / 1000
 }

@@ -853,6 +853,7 @@ func TestKubernetesLoginAgain(t *testing.T) {
 	t.Setenv(EnvToken, "")
 	ctx := ctxFor(t)
 	logs := &capture{}
+	firstLogin := time.Now()
 	c, stop, err := Connect(ctx, Auth{Method: MethodKubernetes, Role: k.role, MountPath: k.mount, TokenPath: k.tokenFile}, logs.logger())
 	if err != nil {
 		t.Fatal(err)
@@ -868,8 +869,11 @@ func TestKubernetesLoginAgain(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	seen = append(seen, c.Token())
-	// The first token has expired by now or soon; the client works with the new one.
-	time.Sleep(7 * time.Second)
+	// Past the first token's max TTL the client works with a later one.
+	// Counting from the first login, not the second: a fixed sleep after
+	// the second login could outlast that token too, and the write would
+	// race its own replacement.
+	time.Sleep(time.Until(firstLogin.Add(7 * time.Second)))
 	seen = append(seen, c.Token())
 	s := NewStore(c, "secret")
 	if _, _, err := s.StagePending(ctx, k.path, "app-jwt", "run-1", map[string]string{"secret": secretValue()}); err != nil {

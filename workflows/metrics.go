@@ -42,8 +42,8 @@ func (r *rotation) stepMetrics(ctx workflow.Context, step Step) client.MetricsHa
 // until a person approves).
 func (r *rotation) recordGrace(ctx workflow.Context, deadline time.Time) {
 	m := r.targetMetrics(ctx)
-	m.Gauge(MetricGraceStarted).Update(unixSeconds(workflow.Now(ctx)))
-	m.Gauge(MetricGraceDeadline).Update(unixSeconds(deadline))
+	m.Gauge(MetricGraceStarted).Update(UnixSeconds(workflow.Now(ctx)))
+	m.Gauge(MetricGraceDeadline).Update(UnixSeconds(deadline))
 }
 
 // recordEnd records how a rotation ended: grace is over whatever the end,
@@ -59,7 +59,7 @@ func (r *rotation) recordEnd(ctx workflow.Context, end, failedAt Step) {
 	m.Gauge(MetricGraceDeadline).Update(0)
 	switch {
 	case end == StepDone:
-		m.Gauge(MetricLastSuccess).Update(unixSeconds(workflow.Now(ctx)))
+		m.Gauge(MetricLastSuccess).Update(UnixSeconds(workflow.Now(ctx)))
 		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": string(r.steps.kind)}).Counter(MetricCompleted).Inc(1)
 	case failedAt != StepCompensating:
 		r.recordFailure(ctx, failedAt)
@@ -84,9 +84,9 @@ func (r *rotation) recordCompensation(ctx workflow.Context, step Step, complete 
 	r.stepMetrics(ctx, step).WithTags(map[string]string{"outcome": outcome}).Counter(MetricCompensations).Inc(1)
 }
 
-// unixSeconds is how Prometheus timestamps are compared with time(); the
-// zero time is 0, not year 1.
-func unixSeconds(t time.Time) float64 {
+// UnixSeconds is how Prometheus timestamps are compared with time(); the
+// zero time is 0, not year 1. observe.SyncGrace uses it too.
+func UnixSeconds(t time.Time) float64 {
 	if t.IsZero() {
 		return 0
 	}
