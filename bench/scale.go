@@ -39,6 +39,8 @@ type scaleRun struct {
 	// inGrace is how many reached grace when the run gave up (timedOut).
 	inGrace  int
 	timedOut bool
+	// cpu is what each process of the stack used until all were in grace.
+	cpu []cpuShare
 	// cluster is how long the same N rollouts take without rotator: each
 	// Deployment patched directly, until all are rolled out (zero: not
 	// measured). It is the floor the cluster sets.
@@ -71,7 +73,11 @@ func (e *env) benchScale(ctx context.Context, sizes []int, o scaleOptions) ([]sc
 			out = append(out, scaleRun{n: n, err: err.Error()})
 			continue
 		}
-		e.log.Info("scale benchmark run", "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20,
+		var cpu strings.Builder
+		for _, c := range r.cpu {
+			fmt.Fprintf(&cpu, " %s=%.1fs", c.name, c.cpu.Seconds())
+		}
+		e.log.Info("scale benchmark run", "cpu", cpu.String(), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20,
 			"events_to_grace", r.eventsToGrace, "cluster_alone", r.cluster.Round(time.Millisecond))
 		out = append(out, r)
 	}
@@ -155,6 +161,8 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	}
 	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
 
+	procs := processes(map[string]int{"worker": w.Process.Pid})
+	cpuBefore := cpuTimes(procs)
 	start := time.Now()
 	err = parallel(n, 32, func(i int) error {
 		target := fmt.Sprintf("%s-%d", ns, i)
@@ -185,9 +193,12 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 			r.inGrace, r.timedOut = int(c.GetCount()), true
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
+		// A count is a scan of the visibility table, so it is not asked
+		// more often than this: the server's CPU is the rotations'.
+		time.Sleep(time.Second)
 	}
 	r.toGrace = time.Since(start)
+	r.cpu = cpuUsed(cpuBefore, cpuTimes(procs))
 	r.peakRSS = peakRSS(w.Process.Pid)
 	it := e.temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(ns+"-0"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
