@@ -72,7 +72,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		defer close(fetched)
 		found, foundErr = k.fetchConsumers(ctx, t)
 	}()
-	current, next, err := k.versions(ctx, t)
+	current, next, err := k.versions(ctx, t, activity.GetInfo(ctx).WorkflowExecution.RunID)
 	<-fetched
 	if err != nil {
 		return Plan{}, err
@@ -135,20 +135,26 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 
 // versions finds the current version of the target's Secret and the next
 // free version number. A Secret never managed before is the base name,
-// adopted as version 1.
-func (k *Kube) versions(ctx context.Context, t catalog.Target) (SecretRef, int, error) {
+// adopted as version 1. A version this run already staged is the next
+// one again: preflight and stage run as local activities in one workflow
+// task, and a worker that dies before that task completes leaves the
+// staged Secret behind for the next worker to run both again.
+func (k *Kube) versions(ctx context.Context, t catalog.Target, run string) (SecretRef, int, error) {
 	secrets := k.Client.CoreV1().Secrets(t.Namespace)
 	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{LabelTarget: t.Name}.String()})
 	if err != nil {
 		return SecretRef{}, 0, classify(fmt.Errorf("list Secrets of %s: %w", t.Name, err))
 	}
-	maxVersion := 0
+	maxVersion, own := 0, 0
 	var current []corev1.Secret
 	for _, s := range list.Items {
 		v, _ := strconv.Atoi(s.Labels[LabelVersion])
 		maxVersion = max(maxVersion, v)
-		if s.Labels[LabelStage] == StageCurrent {
+		switch {
+		case s.Labels[LabelStage] == StageCurrent:
 			current = append(current, s)
+		case s.Labels[LabelStage] == StagePending && run != "" && s.Annotations[AnnotationRunID] == run:
+			own = v
 		}
 	}
 	var cur *corev1.Secret
@@ -179,6 +185,9 @@ func (k *Kube) versions(ctx context.Context, t catalog.Target) (SecretRef, int, 
 	}
 	if _, ok := cur.Data[t.Key]; !ok {
 		return SecretRef{}, 0, badInput("target %s: key: Secret %s has no data key %q: fix key in rotator.yaml", t.Name, cur.Name, t.Key)
+	}
+	if own > 0 {
+		return refOf(cur, t.Key), own, nil
 	}
 	return refOf(cur, t.Key), maxVersion + 1, nil
 }
@@ -244,25 +253,13 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	run := info.WorkflowExecution.RunID
 	name := fmt.Sprintf("%s-%d", p.Base, p.NextVersion)
 
-	// A first attempt cannot find a Secret of its own, so it goes straight
-	// to the create: should the name be taken, the create fails with
-	// AlreadyExists and the retry looks here whose it is.
+	// A first attempt goes straight to the create: should the name be
+	// taken (a local activity run again after its worker died counts its
+	// attempts afresh), the create fails with AlreadyExists and ownStaged
+	// looks whose it is.
 	if info.Attempt > 1 {
-		existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			if existing.Annotations[AnnotationRunID] != run {
-				return SecretRef{}, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
-					ErrConflict, nil)
-			}
-			// A retry after the create: the staged keys may still be there.
-			if err := k.staging().discard(ctx, p); err != nil {
-				return SecretRef{}, err
-			}
-			return refOf(existing, p.Key), nil
-		case !apierrors.IsNotFound(err):
-			return SecretRef{}, classify(fmt.Errorf("get Secret %s: %w", name, err))
+		if ref, ok, err := k.ownStaged(ctx, p, name, run); err != nil || ok {
+			return ref, err
 		}
 	}
 
@@ -308,9 +305,14 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		Data:      data,
 	}
 	created, err := secrets.Create(ctx, s, metav1.CreateOptions{FieldManager: ManagedByValue})
+	if apierrors.IsAlreadyExists(err) {
+		// An earlier run of this step, or another writer: the run
+		// annotation tells which.
+		if ref, ok, err := k.ownStaged(ctx, p, name, run); err != nil || ok {
+			return ref, err
+		}
+	}
 	if err != nil {
-		// An AlreadyExists here is a race with ourselves or another
-		// writer; the retry sorts out which by the run annotation.
 		return SecretRef{}, classify(fmt.Errorf("create Secret %s: %w", name, err))
 	}
 	activity.GetLogger(ctx).Info("staged new Secret version", "secret", name,
@@ -320,6 +322,40 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		return SecretRef{}, err
 	}
 	return refOf(created, p.Key), nil
+}
+
+// ownStaged returns the Secret name if this run staged it before; a
+// Secret of that name from anyone else is a conflict for a person.
+func (k *Kube) ownStaged(ctx context.Context, p Plan, name, run string) (SecretRef, bool, error) {
+	existing, err := k.Client.CoreV1().Secrets(p.Namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return SecretRef{}, false, nil
+	case err != nil:
+		return SecretRef{}, false, classify(fmt.Errorf("get Secret %s: %w", name, err))
+	case existing.Annotations[AnnotationRunID] != run:
+		return SecretRef{}, false, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
+			ErrConflict, nil)
+	}
+	// A run again after the create: the staged keys may still be there.
+	if err := k.staging().discard(ctx, p); err != nil {
+		return SecretRef{}, false, err
+	}
+	return refOf(existing, p.Key), true, nil
+}
+
+// PromoteAndAwait is Promote followed by AwaitRollout, as one activity:
+// a rotation without a Vault record has nothing to do between the two,
+// so it spares a workflow task and an activity task through Temporal.
+// A retry promotes again, which finds the consumers on the new version
+// and only waits.
+func (k *Kube) PromoteAndAwait(ctx context.Context, in PromoteInput) (PromoteResult, error) {
+	res, err := k.Promote(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	return res, k.AwaitRollout(ctx, AwaitInput{Namespace: in.Namespace, Rollouts: res.Rollouts})
 }
 
 // Promote repoints every reference in each consumer's pod template from one

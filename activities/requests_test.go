@@ -96,7 +96,7 @@ func TestStageFirstAttemptCreatesWithoutReading(t *testing.T) {
 	}
 }
 
-func TestStageFirstAttemptOnATakenNameIsRetried(t *testing.T) {
+func TestStageOnANameTakenBySomebodyElseStops(t *testing.T) {
 	taken := secret("jwt-2", "u2", nil)
 	taken.Annotations = map[string]string{AnnotationRunID: "somebody-else"}
 	c := fake.NewClientset(secret("jwt", "u1", nil), taken)
@@ -105,8 +105,69 @@ func TestStageFirstAttemptOnATakenNameIsRetried(t *testing.T) {
 		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
 	_, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p})
 	var app *temporal.ApplicationError
-	if err == nil || (errors.As(err, &app) && app.NonRetryable()) {
-		t.Fatalf("err = %v, want a retryable AlreadyExists for the retry to sort out", err)
+	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != ErrConflict {
+		t.Fatalf("err = %v, want a non-retryable conflict that names the Secret", err)
+	}
+	if got := strings.Join(verbs(c), ","); got != "create secrets,get secrets" {
+		t.Fatalf("requests = %s, want the create and a look at whose the Secret is", got)
+	}
+}
+
+// Preflight and stage run as local activities in one workflow task: a
+// worker that dies after the create runs both again, and they must land
+// on the same Secret rather than stage a second version.
+func TestPreflightAndStageAgainFindTheirOwnVersion(t *testing.T) {
+	ctx := context.Background()
+	d := deployment("jwt", "7", nil)
+	otherRun := secret("jwt-2", "u2", map[string]string{LabelTarget: "t", LabelVersion: "2", LabelStage: StagePending})
+	otherRun.Annotations = map[string]string{AnnotationRunID: "an-earlier-failed-run"}
+	c := fake.NewClientset(secret("jwt", "u1", nil), d, otherRun)
+	cat := &catalog.Catalog{Targets: []catalog.Target{{Name: "t", Kind: catalog.KindJWT, Namespace: testNS, Secret: "jwt", Key: "secret",
+		JWT: &catalog.JWT{Bytes: 32}}}}
+	k := &Kube{Client: c, Catalog: cat}
+	env := activityEnv(t, k)
+	preflight := func() Plan {
+		t.Helper()
+		val, err := env.ExecuteActivity(k.Preflight, PreflightInput{Target: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p Plan
+		if err := val.Get(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stage := func(p Plan) SecretRef {
+		t.Helper()
+		val, err := env.ExecuteActivity(k.StageSecret, StageInput{Plan: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ref SecretRef
+		if err := val.Get(&ref); err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	first := preflight()
+	if first.NextVersion != 3 {
+		t.Fatalf("next version = %d, want 3: version 2 is another run's", first.NextVersion)
+	}
+	staged := stage(first)
+	again := preflight()
+	if again.NextVersion != first.NextVersion {
+		t.Fatalf("preflight again: next version = %d, want %d, the version this run staged", again.NextVersion, first.NextVersion)
+	}
+	if ref := stage(again); ref != staged {
+		t.Fatalf("stage again = %+v, want the Secret staged before, %+v", ref, staged)
+	}
+	list, err := c.CoreV1().Secrets(testNS).List(ctx, metav1.ListOptions{LabelSelector: LabelTarget + "=t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 {
+		t.Fatalf("%d versions labelled for the target, want 2: the other run's and this run's one", len(list.Items))
 	}
 }
 

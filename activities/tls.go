@@ -89,7 +89,7 @@ func (c *TLS) ScanCertificates(ctx context.Context, in ScanInput) (ScanResult, e
 			continue
 		}
 		st := CertState{Target: t.Name}
-		cur, _, err := k.versions(ctx, t)
+		cur, _, err := k.versions(ctx, t, "")
 		if err != nil {
 			// A permanent error (no Secret, no key) is the target's
 			// problem and is reported; anything else retries the scan.

@@ -69,22 +69,29 @@ func writeReport(path string, r report) error {
 			"whole devstack (its Temporal server: one history shard, SQLite). One run each. *Cluster alone* is the same N rollouts "+
 			"without rotator: each Deployment patched directly, 32 at a time, until all have rolled out; it is the floor the "+
 			"cluster (kube-controller-manager, raised by the devstack to 200 requests/s, kube-scheduler and kwok) sets.\n\n", opts)
-		b.WriteString("| N | time until all are in grace | per rotation | cluster alone | worker peak RSS | history events until grace |\n|---|---|---|---|---|---|\n")
+		b.WriteString("| N | time until all are in grace | per rotation | cluster alone | worker peak RSS | worker peak live heap | history events until grace | CPU time until all are in grace, by process |\n|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.scale {
 			cluster := "–"
 			if s.cluster > 0 {
 				cluster = fmt.Sprintf("%.1f s", s.cluster.Seconds())
 			}
 			if s.err != "" {
-				fmt.Fprintf(&b, "| %d | failed: %s | – | – | – | – |\n", s.n, s.err)
+				fmt.Fprintf(&b, "| %d | failed: %s | – | – | – | – | – | – |\n", s.n, s.err)
 				continue
 			}
 			toGrace := fmt.Sprintf("%.1f s", s.toGrace.Seconds())
 			if s.timedOut {
 				toGrace = fmt.Sprintf("> %.0f s (%d of %d in grace)", s.toGrace.Seconds(), s.inGrace, s.n)
 			}
-			fmt.Fprintf(&b, "| %d | %s | %.0f ms | %s | %d MiB | %d |\n", s.n, toGrace,
-				float64(s.toGrace.Milliseconds())/float64(s.n), cluster, s.peakRSS>>20, s.eventsToGrace)
+			var cpu []string
+			for _, c := range s.cpu {
+				if c.cpu >= time.Second/2 {
+					cpu = append(cpu, fmt.Sprintf("%s %.0f s", c.name, c.cpu.Seconds()))
+				}
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.0f ms | %s | %d MiB | %d MiB | %d | %.0f s: %s |\n", s.n, toGrace,
+				float64(s.toGrace.Milliseconds())/float64(s.n), cluster, s.peakRSS>>20, s.peakLive>>20, s.eventsToGrace,
+				totalCPU(s.cpu).Seconds(), strings.Join(cpu, ", "))
 		}
 		b.WriteString("\nTargets (issue 8): 1,000 in ≤ 120 s, RSS ≤ 256 MiB, ≤ 60 events and ≤ 15 API requests per single-consumer rotation. " +
 			"Events and requests per rotation do not grow with N (with consumers named; discovery and retire list the namespace's " +

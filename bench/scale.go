@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -32,6 +34,9 @@ type scaleRun struct {
 	toGrace time.Duration
 	// peakRSS is the worker process's VmHWM.
 	peakRSS int64
+	// peakLive is the largest live heap a garbage collection left, from
+	// the worker's GC trace.
+	peakLive int64
 	// eventsToGrace is the history length of one rotation once in grace.
 	eventsToGrace int
 	// err is why the run failed, if it did.
@@ -77,7 +82,7 @@ func (e *env) benchScale(ctx context.Context, sizes []int, o scaleOptions) ([]sc
 		for _, c := range r.cpu {
 			fmt.Fprintf(&cpu, " %s=%.1fs", c.name, c.cpu.Seconds())
 		}
-		e.log.Info("scale benchmark run", "cpu", cpu.String(), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20,
+		e.log.Info("scale benchmark run", "cpu", cpu.String(), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20, "peak_live_heap_mib", r.peakLive>>20,
 			"events_to_grace", r.eventsToGrace, "cluster_alone", r.cluster.Round(time.Millisecond))
 		out = append(out, r)
 	}
@@ -92,7 +97,10 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return r, err
 	}
-	defer func() { _ = k.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) }()
+	// The next run waits until this namespace is gone: deleting N
+	// Deployments, ReplicaSets and pods keeps the cluster busy for
+	// minutes, which would count against that run.
+	defer e.deleteNamespace(ns)
 	// The devstack's two kwok nodes hold 110 pods each, too few for N
 	// Deployments and their rollouts' surge pods: the run brings its own
 	// fake node, tainted so that only its pods land there, and deletes it
@@ -156,6 +164,9 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	w := exec.CommandContext(ctx, "bin/worker", append([]string{"--catalog", catalogPath, "--task-queue", queue, "--http-address", "127.0.0.1:0"},
 		o.workerFlags...)...)
 	w.Stdout, w.Stderr = logFile, logFile
+	// The worker runs as deploy/base runs it: GOMEMLIMIT from its memory
+	// limit, 256Mi. The GC trace gives the live heap, the margin to it.
+	w.Env = append(os.Environ(), "GOMEMLIMIT="+workerMemoryLimit, "GODEBUG=gctrace=1")
 	if err := w.Start(); err != nil {
 		return r, err
 	}
@@ -200,6 +211,9 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	r.toGrace = time.Since(start)
 	r.cpu = cpuUsed(cpuBefore, cpuTimes(procs))
 	r.peakRSS = peakRSS(w.Process.Pid)
+	if r.peakLive, err = peakLiveHeap(logFile.Name()); err != nil {
+		return r, err
+	}
 	it := e.temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(ns+"-0"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		if _, err := it.Next(); err != nil {
@@ -219,6 +233,22 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 		}
 	}
 	return r, nil
+}
+
+// deleteNamespace deletes a run's namespace and waits, for up to ten
+// minutes, until the cluster has removed everything in it.
+func (e *env) deleteNamespace(ns string) {
+	ctx := context.Background()
+	if err := e.kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		e.log.Warn("delete scale namespace", "namespace", ns, "error", err)
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		if _, err := e.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return
+		}
+	}
+	e.log.Warn("scale namespace still terminating after 10 min; the next run may be slower", "namespace", ns)
 }
 
 // clusterAlone patches the N Deployments directly, as fast as rotator's
@@ -369,6 +399,35 @@ func parallel(n, width int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// workerMemoryLimit is the worker container's memory limit in deploy/base,
+// which its GOMEMLIMIT follows.
+const workerMemoryLimit = "256MiB"
+
+// gcLine is a GC trace line's heap sizes: at start, at end, live after.
+var gcLine = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB`)
+
+// peakLiveHeap reads the largest live heap of a GODEBUG=gctrace=1 log.
+func peakLiveHeap(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var peak int64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if !strings.HasPrefix(sc.Text(), "gc ") {
+			continue
+		}
+		if m := gcLine.FindStringSubmatch(sc.Text()); m != nil {
+			mb, _ := strconv.ParseInt(m[3], 10, 64)
+			peak = max(peak, mb<<20)
+		}
+	}
+	return peak, sc.Err()
 }
 
 // peakRSS reads a process's peak resident set size (VmHWM) in bytes.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	historypb "go.temporal.io/api/history/v1"
 	"net"
 	"os"
 	"strconv"
@@ -59,11 +60,15 @@ func (c *chaosRun) kill(ctx context.Context, point string) {
 }
 
 // killHeld waits until the current worker has a request held at g and
-// activity running on it, kills the worker and opens g.
+// activity running on it, kills the worker and opens g. An empty activity
+// is a local one, which Temporal does not list: the held request alone
+// says the worker is in it.
 func (c *chaosRun) killHeld(ctx context.Context, g *gate, activity, point string) {
 	c.t.Helper()
 	c.must(g.waitHeld(ctx, c.ws.current.proxy.id))
-	c.must(waitRunning(ctx, devstack.temporal, c.id, activity, c.ws.current.identity(), false))
+	if activity != "" {
+		c.must(waitRunning(ctx, devstack.temporal, c.id, activity, c.ws.current.identity(), false))
+	}
 	c.kill(ctx, point)
 	g.disarm()
 }
@@ -76,9 +81,11 @@ func (c *chaosRun) must(err error) {
 }
 
 // crashRotation rotates the target, killing the worker with SIGKILL
-// during stage, after stage, after apply (withApply), during promote,
-// after promote, during the rollout wait, during verify, in grace and
-// during retire. Gates on the worker's way to the API server make each
+// during stage (a local activity, so inside a workflow task), after
+// stage, after apply (withApply), during promote, after promote (only
+// where promote and the rollout wait are two activities, with a Vault
+// record), during the rollout wait, during verify, in grace and during
+// retire. Gates on the worker's way to the API server make each
 // kill land where it says; the consumer is paused so that the rollout
 // wait lasts until the test resumes it.
 func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g *crashGates, workflowType string, withApply bool) workflows.Status {
@@ -102,11 +109,17 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 	})
 
 	// During stage: the new Secret was created, the worker dies before it
-	// hears so; the retry must find it rather than stage another.
-	c.killHeld(ctx, g.stage, "StageSecret", "during stage")
+	// hears so. Stage is a local activity, in a workflow task the dead
+	// worker never completes: once that task times out, the next worker
+	// runs preflight and stage again, and they must find that Secret
+	// rather than stage another.
+	c.killHeld(ctx, g.stage, "", "during stage")
 
-	// After stage: the new Secret exists, promote's patch is held.
-	_, err = waitEvent(ctx, devstack.temporal, c.id, "stage", activityCompleted("StageSecret"))
+	// After stage: the new Secret exists and the next step is published
+	// (a local stage is not); apply's or promote's first request is held.
+	_, err = waitEvent(ctx, devstack.temporal, c.id, "stage", func(ev *historypb.HistoryEvent, types map[int64]string) bool {
+		return stepReached(workflows.StepApply)(ev, types) || stepReached(workflows.StepPromote)(ev, types)
+	})
 	c.must(err)
 	c.kill(ctx, "after stage")
 	if withApply {
@@ -117,15 +130,25 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 	}
 	// During promote: the consumer's patch landed, the worker dies before
 	// it hears so; the retry must not patch or roll out again.
+	// Without a Vault record promote and the rollout wait are one
+	// activity, so "after promote" is inside it: the rollout wait.
 	g.promote.arm()
 	g.patch.disarm()
-	c.killHeld(ctx, g.promote, "Promote", "during promote")
+	ev, err := waitEvent(ctx, devstack.temporal, c.id, "promote", activityScheduled("Promote", "PromoteAndAwait"))
+	c.must(err)
+	promote, await := "Promote", "AwaitRollout"
+	if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "PromoteAndAwait" {
+		promote, await = "PromoteAndAwait", "PromoteAndAwait"
+	}
+	c.killHeld(ctx, g.promote, promote, "during promote")
 
 	// After promote: the consumer is repointed, its rollout cannot finish.
-	_, err = waitEvent(ctx, devstack.temporal, c.id, "promote", activityCompleted("Promote"))
-	c.must(err)
-	c.kill(ctx, "after promote")
-	c.must(waitRunning(ctx, devstack.temporal, c.id, "AwaitRollout", ws.current.identity(), true))
+	if promote == "Promote" {
+		_, err = waitEvent(ctx, devstack.temporal, c.id, "promote", activityCompleted("Promote"))
+		c.must(err)
+		c.kill(ctx, "after promote")
+	}
+	c.must(waitRunning(ctx, devstack.temporal, c.id, await, ws.current.identity(), true))
 	c.kill(ctx, "during the rollout wait")
 
 	// During verify: the rollout finishes; verify's first call, the

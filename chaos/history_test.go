@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,15 @@ func activityCompleted(name string) eventMatch {
 	return func(ev *historypb.HistoryEvent, types map[int64]string) bool {
 		a := ev.GetActivityTaskCompletedEventAttributes()
 		return a != nil && types[a.ScheduledEventId] == name
+	}
+}
+
+// activityScheduled matches the scheduling of an activity of one of the
+// types.
+func activityScheduled(names ...string) eventMatch {
+	return func(ev *historypb.HistoryEvent, _ map[int64]string) bool {
+		a := ev.GetActivityTaskScheduledEventAttributes()
+		return a != nil && slices.Contains(names, a.ActivityType.GetName())
 	}
 }
 

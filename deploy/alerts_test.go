@@ -175,11 +175,11 @@ func rotate(t *testing.T, m *observe.Metrics, target string, rolloutErr error) {
 		Current: old, NextVersion: 2, Grace: time.Hour, JWTBytes: 64}
 	env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil)
 	env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(next, nil)
-	env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == next })).
-		Return(activities.PromoteResult{}, nil)
+	// Without a Vault record promote and the rollout wait are one activity.
+	env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == next })).
+		Return(activities.PromoteResult{}, rolloutErr)
 	env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == old })).
 		Return(activities.PromoteResult{}, temporal.NewNonRetryableApplicationError("forbidden", "Forbidden", nil))
-	env.OnActivity(kube.AwaitRollout, mock.Anything, mock.Anything).Return(rolloutErr)
 	env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(kube.RetireSecret, mock.Anything, mock.Anything).Return(activities.RetireResult{Deleted: true}, nil)
 

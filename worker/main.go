@@ -46,6 +46,7 @@ func run(log *slog.Logger, args []string) error {
 	// find what limits many concurrent rotations.
 	var opts worker.Options
 	fs.IntVar(&opts.MaxConcurrentActivityExecutionSize, "max-concurrent-activities", 0, "activities run at once, rollout waits included (0: SDK default, 1000)")
+	fs.IntVar(&opts.MaxConcurrentLocalActivityExecutionSize, "max-concurrent-local-activities", 0, "local activities (preflight, stage) run at once (0: SDK default, 1000)")
 	fs.IntVar(&opts.MaxConcurrentWorkflowTaskExecutionSize, "max-concurrent-workflow-tasks", 0, "workflow tasks run at once (0: SDK default, 1000)")
 	fs.IntVar(&opts.MaxConcurrentActivityTaskPollers, "activity-pollers", 0, "activity task pollers (0: SDK default, 2)")
 	fs.IntVar(&opts.MaxConcurrentWorkflowTaskPollers, "workflow-pollers", 0, "workflow task pollers (0: SDK default, 2)")

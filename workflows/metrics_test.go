@@ -50,10 +50,8 @@ var jwtTarget = map[string]string{"target": target, "kind": "jwt"}
 func (s *metricsSuite) forward(verifyErr error) {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
 		Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: rollouts.Rollouts}).
-		Return(nil).Once()
 	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(verifyErr).Once()
 }
 

@@ -159,6 +159,10 @@ type rotation struct {
 	// keys-staged bookkeeping: requests received, checks done; the last
 	// verdict is st.KeysError.
 	keysRequested, keysChecked int
+	// local runs preflight and stage as local activities and, without a
+	// Vault record, promote and the rollout wait as one activity
+	// (version "local-steps"); rotations started before keep their steps.
+	local bool
 }
 
 var (
@@ -182,6 +186,11 @@ func run(ctx workflow.Context, in RotateInput, steps kindSteps) (Status, error) 
 		SearchKind.ValueSet(string(steps.kind)), SearchStep.ValueSet(string(StepPreflight))); err != nil {
 		return r.st, err
 	}
+	// Preflight and stage only read and create, and each finds its own
+	// earlier run, so they are safe to run again in a workflow task that a
+	// dying worker never completed: as local activities they cost neither
+	// a workflow task nor an activity task through Temporal each.
+	r.local = workflow.GetVersion(ctx, "local-steps", workflow.DefaultVersion, 1) == 1
 	stepCtx, cancel := workflow.WithCancel(ctx)
 	r.cancelSteps = cancel
 
@@ -226,8 +235,13 @@ func (r *rotation) checkInput(ctx workflow.Context) error {
 
 // preflight checks everything that can be checked before a change.
 func (r *rotation) preflight(ctx workflow.Context) error {
-	err := workflow.ExecuteActivity(short(ctx), kube.Preflight,
-		activities.PreflightInput{Target: r.in.Target, Kind: r.steps.kind}).Get(ctx, &r.plan)
+	in := activities.PreflightInput{Target: r.in.Target, Kind: r.steps.kind}
+	var err error
+	if r.local {
+		err = workflow.ExecuteLocalActivity(quick(ctx), kube.Preflight, in).Get(ctx, &r.plan)
+	} else {
+		err = workflow.ExecuteActivity(short(ctx), kube.Preflight, in).Get(ctx, &r.plan)
+	}
 	if err != nil {
 		return err
 	}
@@ -258,11 +272,20 @@ func (r *rotation) change(ctx workflow.Context) error {
 			return r.explain(StepAwaitKeys, err)
 		}
 	}
-	r.setStep(ctx, StepStage)
 	var staged activities.SecretRef
 	r.staged = true // set before the call: a timed-out create may still have landed
-	if err := workflow.ExecuteActivity(short(ctx), kube.StageSecret,
-		activities.StageInput{Plan: r.plan, Emergency: r.in.Emergency}).Get(ctx, &staged); err != nil {
+	stage := activities.StageInput{Plan: r.plan, Emergency: r.in.Emergency}
+	var err error
+	if r.local {
+		// Published with the next step: a local activity ends in the
+		// same workflow task, so the UI would never see this value.
+		r.noteStep(ctx, StepStage)
+		err = workflow.ExecuteLocalActivity(quick(ctx), kube.StageSecret, stage).Get(ctx, &staged)
+	} else {
+		r.setStep(ctx, StepStage)
+		err = workflow.ExecuteActivity(short(ctx), kube.StageSecret, stage).Get(ctx, &staged)
+	}
+	if err != nil {
 		return r.explain(StepStage, err)
 	}
 	r.st.New = &staged
@@ -277,24 +300,8 @@ func (r *rotation) change(ctx workflow.Context) error {
 
 	r.setStep(ctx, StepPromote)
 	r.promoted = true
-	var promoted activities.PromoteResult
-	if err := workflow.ExecuteActivity(short(ctx), kube.Promote, activities.PromoteInput{
-		Namespace: r.plan.Namespace, From: *r.st.Old, To: staged, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
-		Reason: fmt.Sprintf("rotator %s: %s -> %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name, staged.Name),
-		Target: r.plan.Target, Seen: r.plan.Seen,
-	}).Get(ctx, &promoted); err != nil {
-		return r.explain(StepPromote, err)
-	}
-	if r.plan.Vault != nil && workflow.GetVersion(ctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
-		if err := workflow.ExecuteActivity(short(ctx), vault.PromoteVersion, activities.VaultInput{
-			Vault: *r.plan.Vault, Version: staged.VaultVersion,
-		}).Get(ctx, &r.vaultPrior); err != nil {
-			return r.explain(StepPromote, err)
-		}
-	}
-	r.setConsumers("rolling out")
-	if err := workflow.ExecuteActivity(rollout(ctx), kube.AwaitRollout,
-		activities.AwaitInput{Namespace: r.plan.Namespace, Rollouts: promoted.Rollouts}).Get(ctx, nil); err != nil {
+	promoted, err := r.promote(ctx, staged)
+	if err != nil {
 		return r.explain(StepPromote, err)
 	}
 	r.setConsumers("rolled out")
@@ -303,8 +310,10 @@ func (r *rotation) change(ctx workflow.Context) error {
 	// Ingress serves the Secret, verify's own activity would read nothing:
 	// version 1 skips it, and the step too if the kind checks nothing.
 	checked := activities.CheckedInRollout(promoted.Rollouts, r.plan.Consumers, staged.Name)
+	// local-steps came after verify-in-rollout, so it implies it; not
+	// asking spares the marker and the search attribute update.
 	skip := checked && len(r.plan.Ingresses) == 0 &&
-		workflow.GetVersion(ctx, "verify-in-rollout", workflow.DefaultVersion, 1) == 1
+		(r.local || workflow.GetVersion(ctx, "verify-in-rollout", workflow.DefaultVersion, 1) == 1)
 	if skip && r.steps.verify == nil {
 		return nil
 	}
@@ -323,6 +332,36 @@ func (r *rotation) change(ctx workflow.Context) error {
 		}
 	}
 	return nil
+}
+
+// promote repoints the consumers to the staged version, moves Vault's
+// labels if the target records versions there, and waits for the rollout.
+func (r *rotation) promote(ctx workflow.Context, staged activities.SecretRef) (activities.PromoteResult, error) {
+	var promoted activities.PromoteResult
+	in := activities.PromoteInput{
+		Namespace: r.plan.Namespace, From: *r.st.Old, To: staged, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
+		Reason: fmt.Sprintf("rotator %s: %s -> %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name, staged.Name),
+		Target: r.plan.Target, Seen: r.plan.Seen,
+	}
+	if r.local && r.plan.Vault == nil {
+		r.setConsumers("rolling out")
+		err := workflow.ExecuteActivity(rollout(ctx), kube.PromoteAndAwait, in).Get(ctx, &promoted)
+		return promoted, err
+	}
+	if err := workflow.ExecuteActivity(short(ctx), kube.Promote, in).Get(ctx, &promoted); err != nil {
+		return promoted, err
+	}
+	if r.plan.Vault != nil && workflow.GetVersion(ctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.ExecuteActivity(short(ctx), vault.PromoteVersion, activities.VaultInput{
+			Vault: *r.plan.Vault, Version: staged.VaultVersion,
+		}).Get(ctx, &r.vaultPrior); err != nil {
+			return promoted, err
+		}
+	}
+	r.setConsumers("rolling out")
+	err := workflow.ExecuteActivity(rollout(ctx), kube.AwaitRollout,
+		activities.AwaitInput{Namespace: r.plan.Namespace, Rollouts: promoted.Rollouts}).Get(ctx, nil)
+	return promoted, err
 }
 
 // awaitGrace keeps the old version valid until the grace period ends, an
@@ -492,11 +531,16 @@ func (r *rotation) explain(step Step, err error) error {
 }
 
 func (r *rotation) setStep(ctx workflow.Context, s Step) {
-	r.st.Step = s
-	r.st.StepStartedAt = workflow.Now(ctx)
+	r.noteStep(ctx, s)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStep.ValueSet(string(s))); err != nil {
 		workflow.GetLogger(ctx).Warn("could not update RotationStep", "step", s, "error", err)
 	}
+}
+
+// noteStep records the step for the status query only.
+func (r *rotation) noteStep(ctx workflow.Context, s Step) {
+	r.st.Step = s
+	r.st.StepStartedAt = workflow.Now(ctx)
 }
 
 func (r *rotation) setConsumers(state string) {
@@ -508,6 +552,20 @@ func (r *rotation) setConsumers(state string) {
 // short is for steps that make a few API calls.
 func short(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	})
+}
+
+// quick is for the local activities: the retries of short(), in the
+// worker, without a trip through Temporal per attempt.
+func quick(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: 10 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{

@@ -37,10 +37,10 @@ func (s *rotationSuite) SetupTest() { s.newEnv(target, kube) }
 func (s *rotationSuite) happyPath() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, activities.PreflightInput{Target: target, Kind: "jwt"}).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, activities.StageInput{Plan: plan}).Return(newRef, nil).Once()
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool {
-		return in.From == oldRef && in.To == newRef
+	// Without a Vault record, promote and the rollout wait are one activity.
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool {
+		return in.From == oldRef && in.To == newRef && in.Target == target
 	})).Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: rollouts.Rollouts}).Return(nil).Once()
 	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil).Once()
 }
 
@@ -129,9 +129,8 @@ func (s *rotationSuite) TestApproveSignalFromUI() {
 func (s *rotationSuite) TestApproveOutsideGraceIsRefused() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil)
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil)
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.Anything).Return(rollouts, nil)
 	// The rollout takes an hour, so the rotation is in promote when approve arrives.
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, mock.Anything).After(time.Hour).Return(nil)
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.Anything).After(time.Hour).Return(rollouts, nil)
 	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil)
 	s.expectRetireOld()
 	var rejected error
@@ -193,11 +192,9 @@ func (s *rotationSuite) TestAbortInGraceCompensates() {
 func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
-		Return(rollouts, nil).Once()
 	// The forward rollout hangs; abort must not wait for it.
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: rollouts.Rollouts}).
-		After(10 * time.Hour).Return(nil).Once()
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
+		After(10*time.Hour).Return(rollouts, nil).Once()
 	s.expectRollback()
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SignalWorkflow(workflows.SignalAbort, workflows.Decision{By: "dave"})
@@ -212,10 +209,8 @@ func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 func (s *rotationSuite) TestFailedRolloutCompensates() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
-		Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: rollouts.Rollouts}).
-		Return(temporal.NewNonRetryableApplicationError("deployment/orchestrator exceeded its progress deadline", activities.ErrRolloutFailed, nil)).Once()
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
+		Return(activities.PromoteResult{}, temporal.NewNonRetryableApplicationError("deployment/orchestrator exceeded its progress deadline", activities.ErrRolloutFailed, nil)).Once()
 	s.expectRollback()
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
@@ -236,6 +231,7 @@ func (s *rotationSuite) TestStageFailureDeletesOnlyWhatItStaged() {
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 	s.Error(s.env.GetWorkflowError())
 	s.env.AssertNotCalled(s.T(), "Promote", mock.Anything, mock.Anything)
+	s.env.AssertNotCalled(s.T(), "PromoteAndAwait", mock.Anything, mock.Anything)
 }
 
 func (s *rotationSuite) TestBadInputFailsInPreflightAndChangesNothing() {
@@ -247,7 +243,7 @@ func (s *rotationSuite) TestBadInputFailsInPreflightAndChangesNothing() {
 	s.Equal(activities.ErrBadInput, app.Type())
 	s.True(app.NonRetryable())
 	s.Contains(app.Error(), "not in the catalog")
-	for _, a := range []string{"StageSecret", "Promote", "AwaitRollout", "VerifyConsumers", "RetireSecret"} {
+	for _, a := range []string{"StageSecret", "Promote", "PromoteAndAwait", "AwaitRollout", "VerifyConsumers", "RetireSecret"} {
 		s.env.AssertNotCalled(s.T(), a, mock.Anything, mock.Anything)
 	}
 	s.Equal(workflows.StepFailed, s.status().Step)
@@ -281,8 +277,7 @@ func (s *rotationSuite) TestGraceOverride() {
 func (s *rotationSuite) TestEmergencySkipsGrace() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, activities.StageInput{Plan: plan, Emergency: true}).Return(newRef, nil).Once()
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.Anything).Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.Anything).Return(rollouts, nil).Once()
 	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil).Once()
 	s.expectRetireOld()
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target, Emergency: true, RequestedBy: "sec-team"})
@@ -313,8 +308,7 @@ func (s *rotationSuite) TestConsumersCheckedInRolloutSkipVerify() {
 		{Workload: app, Generation: 2, Patched: true, From: oldRef.Name, To: newRef.Name}}}
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()
-	s.env.OnActivity(kube.Promote, mock.Anything, mock.Anything).Return(checked, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: checked.Rollouts}).Return(nil).Once()
+	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.Anything).Return(checked, nil).Once()
 	s.expectRetireOld()
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target, Grace: "1h"})
 	s.Equal(workflows.StepDone, s.result().Step)

@@ -37,8 +37,8 @@ const storeName = "sqlite-default"
 // API stays unknown to the services until their namespace cache refreshes.
 func prepareDatabase(o Options, sas map[string]enumspb.IndexedValueType) (*config.SQL, error) {
 	cfg := &config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		DatabaseName:      o.DBFile,
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: o.DBFile,
 		// Write-ahead logging with synchronous=normal: a commit is a WAL
 		// append instead of a rewritten journal and two fsyncs, which was
 		// most of the server's CPU under load. A killed server still
