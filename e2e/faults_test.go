@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
 	"rotator/clients"
 	"rotator/workflows"
 )
@@ -30,11 +32,12 @@ import (
 // bytes are forwarded, on new and on pooled connections alike, so the
 // request that finds the trigger true is the outage's first victim.
 type outageProxy struct {
-	t       *testing.T
-	target  string
-	addr    string
-	outage  time.Duration
-	trigger func() bool
+	t      *testing.T
+	target string
+	addr   string
+	outage time.Duration
+	// trigger is asked with each chunk the client sends.
+	trigger func(chunk []byte) bool
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -56,7 +59,7 @@ const (
 
 // newOutageProxy listens on a free port of 127.0.0.1 and forwards to
 // target until trigger returns true.
-func newOutageProxy(t *testing.T, target string, outage time.Duration, trigger func() bool) *outageProxy {
+func newOutageProxy(t *testing.T, target string, outage time.Duration, trigger func(chunk []byte) bool) *outageProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,7 +119,7 @@ func (p *outageProxy) copyChecked(server, client net.Conn) {
 	for {
 		n, err := client.Read(buf)
 		if n > 0 {
-			if p.armed() && p.trigger() {
+			if p.armed() && p.trigger(buf[:n]) {
 				p.goDown()
 				return
 			}
@@ -389,7 +392,9 @@ type activityRun struct {
 
 // activityRuns lists every run of the activity type in the workflow's
 // history, in order. Temporal records only the last attempt of a retried
-// activity, with its attempt number: attempt > 1 is a retry.
+// activity, with its attempt number: attempt > 1 is a retry. A local
+// activity is its marker, which holds its last attempt too; its time is
+// counted from the workflow task it ran in.
 func activityRuns(t *testing.T, ctx context.Context, id, activityType string) []activityRun {
 	t.Helper()
 	h := history(t, ctx, id)
@@ -397,7 +402,27 @@ func activityRuns(t *testing.T, ctx context.Context, id, activityType string) []
 	started := map[int64]int32{}
 	lastFailure := map[int64]string{}
 	var runs []activityRun
+	// taskBegan is when the run of workflow tasks that local activities
+	// are recorded in began: markers land when the last of them completes.
+	var taskBegan time.Time
+	inTasks := false
 	for _, ev := range h.Events {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+			enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+			enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			if !inTasks {
+				taskBegan, inTasks = ev.GetEventTime().AsTime(), true
+			}
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			if la, ok := localActivity(ev.GetMarkerRecordedEventAttributes()); ok && la.ActivityType == activityType {
+				runs = append(runs, activityRun{attempt: la.Attempt, failure: ev.GetMarkerRecordedEventAttributes().GetFailure().GetMessage(),
+					took: ev.GetEventTime().AsTime().Sub(taskBegan)})
+			}
+		default:
+			inTasks = false
+		}
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == activityType {
@@ -423,15 +448,39 @@ func activityRuns(t *testing.T, ctx context.Context, id, activityType string) []
 	return runs
 }
 
-// firstRun returns the first run of the activity type, failing the test
-// when there is none.
-func firstRun(t *testing.T, ctx context.Context, id, activityType string) activityRun {
-	t.Helper()
-	runs := activityRuns(t, ctx, id, activityType)
-	if len(runs) == 0 {
-		t.Fatalf("%s never ran in %s", activityType, id)
+// localActivityMarker is the part of the SDK's local activity marker data
+// the tests read (the SDK keeps its type unexported).
+type localActivityMarker struct {
+	ActivityType string
+	Attempt      int32
+}
+
+// localActivity reads a local activity's marker; ok is false for any
+// other marker, or data the test cannot decode.
+func localActivity(m *historypb.MarkerRecordedEventAttributes) (localActivityMarker, bool) {
+	var la localActivityMarker
+	if m.GetMarkerName() != "LocalActivity" {
+		return la, false
 	}
-	return runs[0]
+	p := m.GetDetails()["data"]
+	if p == nil || converter.GetDefaultDataConverter().FromPayloads(p, &la) != nil {
+		return la, false
+	}
+	return la, true
+}
+
+// firstRun returns the first run of any of the activity types (a step's
+// activity under its names across versions), failing the test when there
+// is none.
+func firstRun(t *testing.T, ctx context.Context, id string, activityTypes ...string) activityRun {
+	t.Helper()
+	for _, a := range activityTypes {
+		if runs := activityRuns(t, ctx, id, a); len(runs) > 0 {
+			return runs[0]
+		}
+	}
+	t.Fatalf("%s never ran in %s", strings.Join(activityTypes, " or "), id)
+	return activityRun{}
 }
 
 // errNoOutage reports a fault that never fired, which would make a test

@@ -141,6 +141,8 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	// rotate-jwt-before-vault.json stay as recorded by older code (the
 	// replay test needs those branches), this one takes verify-in-rollout.
 	writeHistory(t, ctx, id, "rotate-jwt-verify-in-rollout.json")
+	// And again for local-steps: preflight and stage as local activities.
+	writeHistory(t, ctx, id, "rotate-jwt-local-steps.json")
 }
 
 // TestJWTAbortRollsBack aborts in grace and checks consumers are back on the

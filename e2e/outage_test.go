@@ -96,7 +96,7 @@ func testPostgresOutage(t *testing.T, step workflows.Step, activity string) {
 	pw0 := createLoginRole(t, ctx, su, role, true)
 	var id atomic.Value
 	id.Store("")
-	proxy := newOutageProxy(t, fmt.Sprintf("%s:%d", pgServer.Host, pgServer.Port), pgOutage, func() bool {
+	proxy := newOutageProxy(t, fmt.Sprintf("%s:%d", pgServer.Host, pgServer.Port), pgOutage, func([]byte) bool {
 		return id.Load() != "" && atStep(id.Load().(string), step)()
 	})
 	d := dbConsumer(false)
@@ -149,10 +149,14 @@ func TestOutageVaultDuringStage(t *testing.T) {
 	}
 	var id atomic.Value
 	id.Store("")
-	proxy := newOutageProxy(t, addr.Host, vaultOutage, func() bool {
-		return id.Load() != "" && atStep(id.Load().(string), workflows.StepStage)()
-	})
+	// Stage is a local activity inside a workflow task, where the status
+	// query cannot look: the outage begins with stage's first request for
+	// the target's record (preflight only reads the mount).
 	vaultPath := "e2e/outage-" + randomSuffix()
+	proxy := newOutageProxy(t, addr.Host, vaultOutage, func(chunk []byte) bool {
+		return id.Load() != "" && (bytes.Contains(chunk, []byte("/v1/secret/data/"+vaultPath)) ||
+			bytes.Contains(chunk, []byte("/v1/secret/metadata/"+vaultPath)))
+	})
 	f := newFixtureWith(t, ctx, jwtSpec("    vault: {path: "+vaultPath+"}\n", func(t *testing.T, _ context.Context, _ string, d *activities.Deps) {
 		vc, err := devstack.vault.Clone()
 		if err != nil {
@@ -224,7 +228,7 @@ func TestOutageKubeServerErrors(t *testing.T) {
 	}
 	// Each injected fault costs one attempt; a loaded Temporal server may
 	// add a timed-out one, hence at least.
-	for activity, want := range map[string]int32{"StageSecret": 2, "Promote": 4} {
+	for activity, want := range map[string]int32{"StageSecret": 2, "PromoteAndAwait": 4} {
 		run := firstRun(t, ctx, wid, activity)
 		if run.attempt < want || run.failure != "" {
 			t.Errorf("%s: attempt %d, failure %q; want attempt %d or more, completed", activity, run.attempt, run.failure, want)
@@ -282,7 +286,7 @@ func TestOutageConcurrentEditOfDeployment(t *testing.T) {
 	if len(answers) < 2 || answers[0] != http.StatusUnprocessableEntity || answers[len(answers)-1] != http.StatusOK {
 		t.Errorf("the apiserver answered promote's patches %v; want the stale one refused (422), then one accepted", answers)
 	}
-	run := firstRun(t, ctx, wid, "Promote")
+	run := firstRun(t, ctx, wid, "PromoteAndAwait", "Promote")
 	t.Logf("figure: concurrent edit: patches answered %v, Promote completed at attempt %d, %s after it was scheduled",
 		answers, run.attempt, run.took.Round(time.Millisecond))
 	spec := f.deploymentSpec(ctx, "api")
@@ -321,7 +325,7 @@ func TestOutageForbiddenFailsFast(t *testing.T) {
 		!strings.Contains(msg, "rolled back: consumers are on "+f.secret+" again") {
 		t.Fatalf("want a roll back caused by a BadInput naming the verb and the resource; got %s: %s", app.Type(), msg)
 	}
-	run := firstRun(t, ctx, wid, "Promote")
+	run := firstRun(t, ctx, wid, "PromoteAndAwait", "Promote")
 	if run.attempt != 1 || !strings.Contains(run.failure, "forbidden") {
 		t.Errorf("Promote: attempt %d, failure %q; want one attempt, refused", run.attempt, run.failure)
 	}

@@ -254,6 +254,8 @@ func TestPostgresSingleUser(t *testing.T) {
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pw1))
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user.json")
+	// local-steps: preflight and stage local, promote and the rollout wait one activity.
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user-local-steps.json")
 }
 
 // TestPostgresSingleUserFailedRolloutRestoresPassword: when the rollout of

@@ -68,7 +68,7 @@ func TestWebUIApprovesRotation(t *testing.T) {
 	// timeline's activities come in after the header.
 	b.waitJS("the workflow page shows its input and timeline", fmt.Sprintf(`
 		[...document.querySelectorAll('[role="textbox"]')].map(%s).some(t => t.includes(%q)) &&
-		document.body.textContent.includes("AwaitRollout")`, jsEditorText, f.target), false)
+		document.body.textContent.includes("PromoteAndAwait")`, jsEditorText, f.target), false)
 	b.screenshot("2-workflow-in-grace", false)
 
 	// 3. The status query, from the Queries tab.
