@@ -59,18 +59,25 @@ func activityEnv(t *testing.T, k *Kube) *testsuite.TestActivityEnvironment {
 	return env
 }
 
+// execute runs an activity that must succeed and returns its result.
+func execute[T any](t *testing.T, env *testsuite.TestActivityEnvironment, activity, in any) T {
+	t.Helper()
+	var out T
+	val, err := env.ExecuteActivity(activity, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := val.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestPreflightRecordsWhatPromoteNeeds(t *testing.T) {
 	c := fake.NewClientset(secret("jwt", "u1", nil), deployment("jwt", "7", map[string]string{"a": "b"}))
 	cat := &catalog.Catalog{Targets: []catalog.Target{{Name: "t", Kind: catalog.KindJWT, Namespace: testNS, Secret: "jwt", Key: "secret"}}}
 	k := &Kube{Client: c, Catalog: cat}
-	val, err := activityEnv(t, k).ExecuteActivity(k.Preflight, PreflightInput{Target: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p Plan
-	if err := val.Get(&p); err != nil {
-		t.Fatal(err)
-	}
+	p := execute[Plan](t, activityEnv(t, k), k.Preflight, PreflightInput{Target: "t"})
 	if len(p.Seen) != 1 || p.Seen[0].ResourceVersion != "7" || !p.Seen[0].Annotated || len(p.Seen[0].Paths) != 5 {
 		t.Fatalf("seen = %+v, want the deployment at resourceVersion 7 with its 5 references", p.Seen)
 	}
@@ -126,30 +133,8 @@ func TestPreflightAndStageAgainFindTheirOwnVersion(t *testing.T) {
 		JWT: &catalog.JWT{Bytes: 32}}}}
 	k := &Kube{Client: c, Catalog: cat}
 	env := activityEnv(t, k)
-	preflight := func() Plan {
-		t.Helper()
-		val, err := env.ExecuteActivity(k.Preflight, PreflightInput{Target: "t"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p Plan
-		if err := val.Get(&p); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	stage := func(p Plan) SecretRef {
-		t.Helper()
-		val, err := env.ExecuteActivity(k.StageSecret, StageInput{Plan: p})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ref SecretRef
-		if err := val.Get(&ref); err != nil {
-			t.Fatal(err)
-		}
-		return ref
-	}
+	preflight := func() Plan { return execute[Plan](t, env, k.Preflight, PreflightInput{Target: "t"}) }
+	stage := func(p Plan) SecretRef { return execute[SecretRef](t, env, k.StageSecret, StageInput{Plan: p}) }
 	first := preflight()
 	if first.NextVersion != 3 {
 		t.Fatalf("next version = %d, want 3: version 2 is another run's", first.NextVersion)

@@ -552,28 +552,22 @@ func (r *rotation) setConsumers(state string) {
 // short is for steps that make a few API calls.
 func short(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-		},
+		StartToCloseTimeout: time.Minute, ScheduleToCloseTimeout: 10 * time.Minute, RetryPolicy: shortRetry(),
 	})
 }
 
-// quick is for the local activities: the retries of short(), in the
+// quick is for the local activities: short's timeouts and retries, in the
 // worker, without a trip through Temporal per attempt.
 func quick(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-		},
+		StartToCloseTimeout: time.Minute, ScheduleToCloseTimeout: 10 * time.Minute, RetryPolicy: shortRetry(),
 	})
+}
+
+// shortRetry backs off from a second to half a minute: an API server or
+// Vault that is briefly away is waited for, a long outage ends the step.
+func shortRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}
 }
 
 // rollout is for waiting on a rollout: long, but watched by heartbeats.
