@@ -5,7 +5,7 @@ DEVSTACK := $(STATE)/bin/devstack
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 GO_TEST_FLAGS ?=
-BENCH_RUNS ?= 3
+BENCH_RUNS ?= 5
 # Concurrent rotations of the scale benchmark (N=1000 takes about 15 minutes here).
 BENCH_SCALE ?= 10,100,1000
 # More pollers than the SDK's 2 let one worker keep up with hundreds of

@@ -19,6 +19,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/worker"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -38,6 +39,10 @@ type jwtRun struct {
 	// requests counts the API requests the procedure made, start to end
 	// (for rotator: the whole workflow, retire included).
 	requests int
+	// rolling is the part of wall during which the consumer was rolling
+	// out: from the first change of its template to the end of the
+	// rollout of the last one.
+	rolling time.Duration
 	// events is the rotation's history length (rotator only).
 	events int
 	// oldTokens is the share of tokens signed before the rotation that a
@@ -72,6 +77,7 @@ func (e *env) benchJWT(ctx context.Context, runs int) (map[string][]jwtRun, erro
 				return nil, fmt.Errorf("%s, run %d: %w", p.name, i+1, err)
 			}
 			e.log.Info("jwt benchmark run", "procedure", p.name, "run", i+1, "wall", r.wall.Round(time.Millisecond),
+				"rolling_out", r.rolling.Round(time.Millisecond),
 				"rollouts", r.rollouts, "requests", r.requests, "events", r.events, "old_tokens_valid", r.oldTokens)
 			results[p.name] = append(results[p.name], r)
 		}
@@ -182,6 +188,79 @@ func (s *jwtScenario) replicaSets(ctx context.Context) (int, error) {
 	return len(list.Items), nil
 }
 
+// rolloutClock watches the consumer while a procedure runs, to tell the
+// time its rollout took from the time the procedure spent around it.
+type rolloutClock struct {
+	stop   func()
+	events chan rolloutEvent
+}
+
+// rolloutEvent is the consumer at one watch event: its generation, and
+// whether it had rolled that generation out.
+type rolloutEvent struct {
+	at       time.Time
+	gen      int64
+	complete bool
+}
+
+// watchRollout starts watching the consumer from where it is now.
+func (s *jwtScenario) watchRollout(ctx context.Context) (*rolloutClock, error) {
+	d, err := s.e.kube.AppsV1().Deployments(s.ns).Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := s.e.kube.AppsV1().Deployments(s.ns).Watch(wctx, metav1.ListOptions{
+		FieldSelector: "metadata.name=app", ResourceVersion: d.ResourceVersion})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c := &rolloutClock{stop: func() { cancel(); w.Stop() }, events: make(chan rolloutEvent, 1024)}
+	c.events <- rolloutEvent{at: time.Now(), gen: d.Generation, complete: true}
+	go func() {
+		defer close(c.events)
+		for ev := range w.ResultChan() {
+			if d, ok := ev.Object.(*appsv1.Deployment); ok {
+				st, want := d.Status, *d.Spec.Replicas
+				complete := st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
+					st.Replicas == want && st.AvailableReplicas == want
+				c.events <- rolloutEvent{at: time.Now(), gen: d.Generation, complete: complete}
+			}
+		}
+	}()
+	return c, nil
+}
+
+// rolling stops the watch and returns the time from the first template
+// change to the completion of the last one's rollout.
+func (c *rolloutClock) rolling() time.Duration {
+	// The procedure saw the rollout end; the watch may deliver that
+	// event a moment later.
+	time.Sleep(200 * time.Millisecond)
+	c.stop()
+	var gen0, last int64
+	var changed, done time.Time
+	for ev := range c.events {
+		switch {
+		case gen0 == 0:
+			gen0, last = ev.gen, ev.gen
+		case ev.gen > last:
+			if changed.IsZero() {
+				changed = ev.at
+			}
+			last, done = ev.gen, time.Time{}
+		}
+		if ev.gen > gen0 && ev.complete && done.IsZero() {
+			done = ev.at
+		}
+	}
+	if changed.IsZero() || done.IsZero() {
+		return 0
+	}
+	return done.Sub(changed)
+}
+
 // runbookJWT runs the runbook's "Rotate JWT Secret" with kubectl exactly as
 // written, counting kubectl's API requests from its -v=6 log.
 func runbookJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
@@ -204,6 +283,10 @@ func runbookJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
 		}
 		return stdout.Bytes(), nil
 	}
+	clock, err := s.watchRollout(ctx)
+	if err != nil {
+		return r, err
+	}
 	start := time.Now()
 	newName := s.secret + "-new"
 	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"app","env":[{"name":"JWT_SECRET","valueFrom":{"secretKeyRef":{"name":%q,"key":"secret"}}}]}]}}}}`, newName)
@@ -215,10 +298,12 @@ func runbookJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
 	}
 	for _, args := range steps {
 		if _, err := kubectl(nil, args...); err != nil {
+			clock.stop()
 			return r, err
 		}
 	}
 	r.wall = time.Since(start)
+	r.rolling = clock.rolling()
 	if err := s.measure(ctx, &r, before); err != nil {
 		return r, err
 	}
@@ -312,14 +397,21 @@ func rotatorJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
 		}
 		return nil
 	}
+	clock, err := s.watchRollout(ctx)
+	if err != nil {
+		return r, err
+	}
 	start := time.Now()
 	if err := starter("rotate", s.target, "--by", "bench"); err != nil {
+		clock.stop()
 		return r, err
 	}
 	if err := starter("wait", s.target, "--step", "grace"); err != nil {
+		clock.stop()
 		return r, err
 	}
 	r.wall = time.Since(start)
+	r.rolling = clock.rolling()
 	if err := s.measure(ctx, &r, before); err != nil {
 		return r, err
 	}

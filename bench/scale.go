@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -34,6 +35,10 @@ type scaleRun struct {
 	toGrace time.Duration
 	// peakRSS is the worker process's VmHWM.
 	peakRSS int64
+	// peakAnon is the largest anonymous resident memory (RssAnon)
+	// sampled: VmHWM also counts the pages of the worker's binary that
+	// were read, which the kernel can drop and reread.
+	peakAnon int64
 	// peakLive is the largest live heap a garbage collection left, from
 	// the worker's GC trace.
 	peakLive int64
@@ -82,7 +87,7 @@ func (e *env) benchScale(ctx context.Context, sizes []int, o scaleOptions) ([]sc
 		for _, c := range r.cpu {
 			fmt.Fprintf(&cpu, " %s=%.1fs", c.name, c.cpu.Seconds())
 		}
-		e.log.Info("scale benchmark run", "cpu", cpu.String(), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20, "peak_live_heap_mib", r.peakLive>>20,
+		e.log.Info("scale benchmark run", "cpu", cpu.String(), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20, "peak_anon_mib", r.peakAnon>>20, "peak_live_heap_mib", r.peakLive>>20,
 			"events_to_grace", r.eventsToGrace, "cluster_alone", r.cluster.Round(time.Millisecond))
 		out = append(out, r)
 	}
@@ -172,6 +177,7 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	}
 	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
 
+	anon := sampleAnon(ctx, w.Process.Pid)
 	procs := processes(map[string]int{"worker": w.Process.Pid})
 	cpuBefore := cpuTimes(procs)
 	start := time.Now()
@@ -210,7 +216,8 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	}
 	r.toGrace = time.Since(start)
 	r.cpu = cpuUsed(cpuBefore, cpuTimes(procs))
-	r.peakRSS = peakRSS(w.Process.Pid)
+	r.peakRSS = procStatus(w.Process.Pid, "VmHWM")
+	r.peakAnon = anon()
 	if r.peakLive, err = peakLiveHeap(logFile.Name()); err != nil {
 		return r, err
 	}
@@ -430,8 +437,37 @@ func peakLiveHeap(path string) (int64, error) {
 	return peak, sc.Err()
 }
 
-// peakRSS reads a process's peak resident set size (VmHWM) in bytes.
-func peakRSS(pid int) int64 {
+// sampleAnon reads the process's RssAnon every 100 ms until the returned
+// func is called, which returns the largest value read.
+func sampleAnon(ctx context.Context, pid int) func() int64 {
+	var peak atomic.Int64
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := procStatus(pid, "RssAnon"); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		cancel()
+		<-done
+		return peak.Load()
+	}
+}
+
+// procStatus reads a size field of /proc/<pid>/status (VmHWM, RssAnon) in
+// bytes.
+func procStatus(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -439,7 +475,7 @@ func peakRSS(pid int) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
