@@ -6,10 +6,12 @@ STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 GO_TEST_FLAGS ?=
 BENCH_RUNS ?= 5
-# Concurrent rotations of the scale benchmark (N=1000 takes about 15 minutes here).
+# Concurrent rotations of the scale benchmark (the whole of make bench takes
+# about 12 minutes here, most of it setting up and deleting N=1000).
 BENCH_SCALE ?= 10,100,1000
 # More pollers than the SDK's 2 let one worker keep up with hundreds of
-# rotations at once (N=100 to grace: 25 s with the defaults, 18-20 s).
+# rotations at once (N=100 to grace, before local activities: 25 s with the
+# defaults, 18-20 s with these).
 BENCH_WORKER_FLAGS ?= --workflow-pollers 8 --activity-pollers 8
 
 .PHONY: all build devstack demo demo-down test test-unit test-e2e chaos fuzz lint lint-docker replay-record bench clean
