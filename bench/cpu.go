@@ -89,3 +89,20 @@ func totalCPU(s []cpuShare) time.Duration {
 	}
 	return t
 }
+
+// stolen reads the machine's steal time so far: CPU the hypervisor gave to
+// other guests while this one wanted it, which slows every process here.
+func stolen() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	ticks, _ := strconv.ParseInt(f[8], 10, 64)
+	return time.Duration(ticks) * clockTick
+}

@@ -51,6 +51,8 @@ type scaleRun struct {
 	timedOut bool
 	// cpu is what each process of the stack used until all were in grace.
 	cpu []cpuShare
+	// steal is the CPU time the hypervisor withheld meanwhile.
+	steal time.Duration
 	// cluster is how long the same N rollouts take without rotator: each
 	// Deployment patched directly, until all are rolled out (zero: not
 	// measured). It is the floor the cluster sets.
@@ -87,7 +89,7 @@ func (e *env) benchScale(ctx context.Context, sizes []int, o scaleOptions) ([]sc
 		for _, c := range r.cpu {
 			fmt.Fprintf(&cpu, " %s=%.1fs", c.name, c.cpu.Seconds())
 		}
-		e.log.Info("scale benchmark run", "cpu", cpu.String(), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20, "peak_anon_mib", r.peakAnon>>20, "peak_live_heap_mib", r.peakLive>>20,
+		e.log.Info("scale benchmark run", "cpu", cpu.String(), "steal", r.steal.Round(100*time.Millisecond), "n", n, "to_grace", r.toGrace.Round(time.Millisecond), "peak_rss_mib", r.peakRSS>>20, "peak_anon_mib", r.peakAnon>>20, "peak_live_heap_mib", r.peakLive>>20,
 			"events_to_grace", r.eventsToGrace, "cluster_alone", r.cluster.Round(time.Millisecond))
 		out = append(out, r)
 	}
@@ -179,7 +181,7 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 
 	anon := sampleAnon(ctx, w.Process.Pid)
 	procs := processes(map[string]int{"worker": w.Process.Pid})
-	cpuBefore := cpuTimes(procs)
+	cpuBefore, stealBefore := cpuTimes(procs), stolen()
 	start := time.Now()
 	err = parallel(n, 32, func(i int) error {
 		target := fmt.Sprintf("%s-%d", ns, i)
@@ -215,7 +217,7 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 		time.Sleep(time.Second)
 	}
 	r.toGrace = time.Since(start)
-	r.cpu = cpuUsed(cpuBefore, cpuTimes(procs))
+	r.cpu, r.steal = cpuUsed(cpuBefore, cpuTimes(procs)), stolen()-stealBefore
 	r.peakRSS = procStatus(w.Process.Pid, "VmHWM")
 	r.peakAnon = anon()
 	if r.peakLive, err = peakLiveHeap(logFile.Name()); err != nil {
