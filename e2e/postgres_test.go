@@ -87,6 +87,14 @@ func TestSCRAMVerifierOnRealServer(t *testing.T) {
 	if _, err := su.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		t.Fatal(err)
 	}
+	// The reload reaches this session's backend by a signal, at some
+	// later statement: wait until it has, or the ALTER ROLE below may go
+	// unlogged and the scan prove nothing.
+	for setting := ""; setting != "all"; time.Sleep(50 * time.Millisecond) {
+		if err := su.QueryRow(ctx, "SHOW log_statement").Scan(&setting); err != nil {
+			t.Fatalf("log_statement after the reload: %v", err)
+		}
+	}
 	t.Cleanup(func() {
 		_, _ = su.Exec(context.Background(), "ALTER SYSTEM RESET log_statement")
 		_, _ = su.Exec(context.Background(), "SELECT pg_reload_conf()")
