@@ -44,6 +44,9 @@ type chaosRun struct {
 	// attempts records which worker each activity attempt started on,
 	// as DescribeWorkflowExecution showed it.
 	attempts *attemptLog
+	// gates are told of each killed worker, so that they drop what it
+	// sent rather than let it through when they open.
+	gates []*gate
 }
 
 // kill SIGKILLs the current worker and starts the next one at once, as a
@@ -53,6 +56,9 @@ func (c *chaosRun) kill(ctx context.Context, point string) {
 	inFlight := pending(ctx, devstack.temporal, c.id)
 	victim := c.ws.current
 	at := time.Now()
+	for _, g := range c.gates {
+		g.forget(victim.proxy.id)
+	}
 	victim.kill()
 	next := c.ws.start()
 	c.kills = append(c.kills, kill{point: point, at: at, victim: victim.identity(), successor: next.identity(), inFlight: inFlight})
@@ -90,7 +96,7 @@ func (c *chaosRun) must(err error) {
 // wait lasts until the test resumes it.
 func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g *crashGates, workflowType string, withApply bool) workflows.Status {
 	t.Helper()
-	c := &chaosRun{t: t, tg: tg, ws: ws, id: workflows.WorkflowID(tg.name)}
+	c := &chaosRun{t: t, tg: tg, ws: ws, id: workflows.WorkflowID(tg.name), gates: g.all()}
 	ctx, cancel := ws.guard(ctx)
 	defer cancel()
 	c.attempts = watchAttempts(ctx, devstack.temporal, c.id)

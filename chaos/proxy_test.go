@@ -30,10 +30,21 @@ type gate struct {
 	latch
 	held    map[int]int   // requests held now, by proxy; under mu
 	changed chan struct{} // closed and replaced whenever held changes
+	// dead are the proxies of killed workers: what they still hold is
+	// dropped when the gate opens. A killed worker's connection may not
+	// have been seen to close yet, and its patch must not land then.
+	dead map[int]bool
 }
 
 func newGate(name string, after bool, match func(*http.Request) bool) *gate {
-	return &gate{name: name, after: after, match: match, held: map[int]int{}, changed: make(chan struct{})}
+	return &gate{name: name, after: after, match: match, held: map[int]int{}, changed: make(chan struct{}), dead: map[int]bool{}}
+}
+
+// forget marks a proxy's worker as killed.
+func (g *gate) forget(proxy int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.dead[proxy] = true
 }
 
 // latch is the arming shared by gate and dbProxy; mu also guards the
@@ -89,7 +100,9 @@ func (g *gate) hold(ctx context.Context, proxy int, r *http.Request) bool {
 	}()
 	select {
 	case <-release:
-		return true
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return !g.dead[proxy]
 	case <-ctx.Done():
 		return false
 	}
