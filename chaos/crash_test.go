@@ -1,16 +1,14 @@
 package chaos
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	historypb "go.temporal.io/api/history/v1"
 	"net"
-	"os"
+	"rotator/internal/pgtest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -317,9 +315,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
-		su := superuser(t, ctx)
+		su := pgtest.Superuser(t, ctx)
 		role := "chaos_single_" + randomSuffix()
-		pw0 := createLoginRole(t, ctx, su, role)
+		pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
 		db, yaml := pgTarget(t)
 		tg := newTarget(t, ctx, map[string]string{"username": role, "password": pw0},
 			yaml+"      role: "+role+"\n      strategy: single-user\n", nil)
@@ -334,10 +332,10 @@ func TestCrashAtEveryStep(t *testing.T) {
 		if user != role || pw1 == pw0 {
 			t.Fatalf("live Secret: user %q, password changed %v", user, pw1 != pw0)
 		}
-		if err := canLogin(ctx, role, pw1); err != nil {
+		if err := pgtest.CanLogin(ctx, role, pw1); err != nil {
 			t.Errorf("the live Secret's password does not log in: %v", err)
 		}
-		if err := canLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
+		if err := pgtest.CanLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
 			t.Errorf("single-user: the retired password must be refused, got %v", err)
 		}
 		ws.assertNoLeaks([]byte(pw0), []byte(pw1))
@@ -347,9 +345,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
-		su := superuser(t, ctx)
+		su := pgtest.Superuser(t, ctx)
 		owner := "chaos_alt_" + randomSuffix()
-		pw0 := createLoginRole(t, ctx, su, owner)
+		pw0 := pgtest.CreateLoginRole(t, ctx, su, owner, true)
 		users := [2]string{owner + "_a", owner + "_b"}
 		t.Cleanup(func() {
 			if !t.Failed() {
@@ -384,10 +382,10 @@ func TestCrashAtEveryStep(t *testing.T) {
 		if userB != users[1] {
 			t.Fatalf("the live Secret logs in as %s, want %s", userB, users[1])
 		}
-		if err := canLogin(ctx, userB, pwB); err != nil {
+		if err := pgtest.CanLogin(ctx, userB, pwB); err != nil {
 			t.Errorf("the live Secret's role %s does not log in: %v", userB, err)
 		}
-		if err := canLogin(ctx, userA, pwA); !postgres.IsAuthFailure(err) {
+		if err := pgtest.CanLogin(ctx, userA, pwA); !postgres.IsAuthFailure(err) {
 			t.Errorf("alternating-users: the retired role %s must be locked, got %v", userA, err)
 		}
 		ws.assertNoLeaks([]byte(pw0), []byte(pwA), []byte(pwB))
@@ -440,20 +438,11 @@ func randomKey(t *testing.T) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// pgServer is the devstack's PostgreSQL, as the worker and the test reach it.
-func pgServer() postgres.Server {
-	port := 5432
-	if p := os.Getenv("PGPORT"); p != "" {
-		_, _ = fmt.Sscan(p, &port)
-	}
-	return postgres.Server{Host: cmp.Or(os.Getenv("PGHOST"), "127.0.0.1"), Port: port, Database: "postgres", SSLMode: "disable"}
-}
-
 // pgTarget starts the target's database proxy and returns the catalog
 // lines that point the worker at it.
 func pgTarget(t *testing.T) (*dbProxy, string) {
 	t.Helper()
-	s := pgServer()
+	s := pgtest.Server()
 	p, err := startDBProxy(net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
 	if err != nil {
 		t.Fatal(err)
@@ -461,51 +450,6 @@ func pgTarget(t *testing.T) (*dbProxy, string) {
 	t.Cleanup(p.close)
 	return p, fmt.Sprintf("    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: %d\n      database: %s\n      sslMode: %s\n",
 		p.port(), s.Database, s.SSLMode)
-}
-
-func canLogin(ctx context.Context, user, pw string) error {
-	return postgres.CanLogin(ctx, pgServer(), postgres.Credentials{Username: user, Password: pw})
-}
-
-// superuser connects as the devstack's superuser.
-func superuser(t *testing.T, ctx context.Context) *pgx.Conn {
-	t.Helper()
-	pw, err := os.ReadFile(os.Getenv("ROTATOR_PG_SUPERUSER_PASSWORD_FILE"))
-	if err != nil {
-		t.Fatalf("devstack superuser password (ROTATOR_PG_SUPERUSER_PASSWORD_FILE): %v", err)
-	}
-	conn, err := postgres.Connect(ctx, pgServer(), postgres.Credentials{Username: "postgres", Password: strings.TrimSpace(string(pw))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// createLoginRole creates a login role whose password is set from its
-// verifier, and drops it after a passing test.
-func createLoginRole(t *testing.T, ctx context.Context, su *pgx.Conn, role string) string {
-	t.Helper()
-	pw, err := postgres.NewPassword()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := su.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			_, _ = su.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
-		}
-	})
-	v, err := postgres.Verifier(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.SetPassword(ctx, su, role, v, true); err != nil {
-		t.Fatal(err)
-	}
-	return pw
 }
 
 // copyAdminSecret gives the namespace a copy of the devstack's admin

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"reflect"
+	"rotator/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
@@ -161,7 +162,7 @@ func TestBadInputIdentifiersOnRealServer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	for _, name := range []string{`a";drop role x;--`, `e2e "quoted"; DROP ROLE postgres; -- `, `""""`, `a\"$$b$$`,
 		"Grüße", `'; SELECT pg_sleep(10); --`, "line\nbreak", strings.Repeat(`"`, 63)} {
 		var one int

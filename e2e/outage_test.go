@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"rotator/internal/pgtest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,12 +92,12 @@ func TestOutagePostgresDuringVerify(t *testing.T) {
 func testPostgresOutage(t *testing.T, step workflows.Step, activity string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	role := "e2e_outage_" + randomSuffix()
-	pw0 := createLoginRole(t, ctx, su, role, true)
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
 	var id atomic.Value
 	id.Store("")
-	proxy := newOutageProxy(t, fmt.Sprintf("%s:%d", pgServer.Host, pgServer.Port), pgOutage, func([]byte) bool {
+	proxy := newOutageProxy(t, fmt.Sprintf("%s:%d", pgtest.Server().Host, pgtest.Server().Port), pgOutage, func([]byte) bool {
 		return id.Load() != "" && atStep(id.Load().(string), step)()
 	})
 	d := dbConsumer(false)
@@ -124,10 +125,10 @@ func testPostgresOutage(t *testing.T, step workflows.Step, activity string) {
 		activity, run.attempt, up.Sub(down).Round(time.Second), run.took.Round(time.Second), time.Since(up).Round(time.Second), run.lastFailure)
 
 	_, pw1 := f.credentials(ctx, f.secret+"-2")
-	if err := canLogin(ctx, role, pw1); err != nil {
+	if err := pgtest.CanLogin(ctx, role, pw1); err != nil {
 		t.Errorf("the new password does not log in after the outage: %v", err)
 	}
-	if err := canLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
+	if err := pgtest.CanLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
 		t.Errorf("single-user: the old password should be refused, got %v", err)
 	}
 	if n := referencesTo(f.deploymentSpec(ctx, "app"), f.secret+"-2"); n != 2 {
@@ -403,9 +404,9 @@ func TestOutageMissingRoleFailsFast(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	owner := "e2e_norole_" + randomSuffix()
-	pw0 := createLoginRole(t, ctx, su, owner, true)
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, owner, true)
 	d := dbConsumer(false)
 	d.prepare = copyAdminSecret
 	f := dbFixture(t, ctx, owner, pw0, fmt.Sprintf("      role: %s\n      strategy: alternating-users\n      adminSecret: {namespace: %%NS%%, name: pg-admin}\n", owner), d)
@@ -424,7 +425,7 @@ func TestOutageMissingRoleFailsFast(t *testing.T) {
 		t.Errorf("PreflightDatabase ran %d attempts, want 1", run.attempt)
 	}
 	assertUntouched(t, ctx, f, before, "app", 2)
-	if err := canLogin(ctx, owner, pw0); err != nil {
+	if err := pgtest.CanLogin(ctx, owner, pw0); err != nil {
 		t.Errorf("the owner's password stopped working: %v", err)
 	}
 }

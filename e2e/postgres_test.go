@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"rotator/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
@@ -24,54 +25,7 @@ import (
 	"rotator/workflows"
 )
 
-// pgServer is the devstack's PostgreSQL as the worker reaches it.
-var pgServer = postgres.Server{Host: "127.0.0.1", Port: 5432, Database: "postgres", SSLMode: "disable"}
-
-// superuser connects as the devstack's superuser, whose password file the
-// devstack's env names.
-func superuser(t *testing.T, ctx context.Context) *pgx.Conn {
-	t.Helper()
-	pw, err := os.ReadFile(os.Getenv("ROTATOR_PG_SUPERUSER_PASSWORD_FILE"))
-	if err != nil {
-		t.Fatalf("devstack superuser password (ROTATOR_PG_SUPERUSER_PASSWORD_FILE): %v", err)
-	}
-	conn, err := postgres.Connect(ctx, pgServer, postgres.Credentials{Username: "postgres", Password: strings.TrimSpace(string(pw))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// createLoginRole creates a role with a password set from its verifier.
-func createLoginRole(t *testing.T, ctx context.Context, su *pgx.Conn, role string, login bool) string {
-	t.Helper()
-	pw, err := postgres.NewPassword()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := su.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Roles outlive the namespace; drop them unless the test failed.
-		if !t.Failed() {
-			_, _ = su.Exec(context.Background(), "DROP ROLE IF EXISTS "+pgx.Identifier{role}.Sanitize())
-		}
-	})
-	v, err := postgres.Verifier(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.SetPassword(ctx, su, role, v, login); err != nil {
-		t.Fatal(err)
-	}
-	return pw
-}
-
-func canLogin(ctx context.Context, user, pw string) error {
-	return postgres.CanLogin(ctx, pgServer, postgres.Credentials{Username: user, Password: pw})
-}
+// pgtest.Server() is the devstack's PostgreSQL as the worker reaches it.
 
 // TestSCRAMVerifierOnRealServer: the verifier rotator computes lets the
 // password log in, pg_authid holds that verifier, a role name with a quote
@@ -80,7 +34,7 @@ func canLogin(ctx context.Context, user, pw string) error {
 func TestSCRAMVerifierOnRealServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	if _, err := su.Exec(ctx, "ALTER SYSTEM SET log_statement = 'all'"); err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +55,11 @@ func TestSCRAMVerifierOnRealServer(t *testing.T) {
 	})
 
 	role := `e2e "quoted"; DROP ROLE postgres; -- ` + randomSuffix()
-	pw := createLoginRole(t, ctx, su, role, true)
-	if err := canLogin(ctx, role, pw); err != nil {
+	pw := pgtest.CreateLoginRole(t, ctx, su, role, true)
+	if err := pgtest.CanLogin(ctx, role, pw); err != nil {
 		t.Fatalf("login with the password whose verifier was set: %v", err)
 	}
-	if err := canLogin(ctx, role, pw+"x"); !postgres.IsAuthFailure(err) {
+	if err := pgtest.CanLogin(ctx, role, pw+"x"); !postgres.IsAuthFailure(err) {
 		t.Fatalf("a wrong password must be refused, got %v", err)
 	}
 	var stored string
@@ -228,9 +182,9 @@ func TestPostgresSingleUser(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	role := "e2e_single_" + randomSuffix()
-	pw0 := createLoginRole(t, ctx, su, role, true)
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
 	f := dbFixture(t, ctx, role, pw0, fmt.Sprintf("      role: %s\n      strategy: single-user\n      dsnKey: DATABASE_URL\n", role), dbConsumer(false))
 
 	if out, err := f.starter(ctx, "rotate", f.target, "--by", "e2e"); err != nil {
@@ -241,10 +195,10 @@ func TestPostgresSingleUser(t *testing.T) {
 	if user != role || pw1 == pw0 {
 		t.Fatalf("new Secret: user %q, password changed %v", user, pw1 != pw0)
 	}
-	if err := canLogin(ctx, role, pw1); err != nil {
+	if err := pgtest.CanLogin(ctx, role, pw1); err != nil {
 		t.Errorf("the new password does not log in: %v", err)
 	}
-	if err := canLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
+	if err := pgtest.CanLogin(ctx, role, pw0); !postgres.IsAuthFailure(err) {
 		t.Errorf("single-user: the old password should be refused now, got %v", err)
 	}
 	data, _ := f.secretData(ctx, f.secret+"-2")
@@ -273,9 +227,9 @@ func TestPostgresSingleUserFailedRolloutRestoresPassword(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	role := "e2e_rollback_" + randomSuffix()
-	pw0 := createLoginRole(t, ctx, su, role, true)
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
 	f := dbFixture(t, ctx, role, pw0, fmt.Sprintf("      role: %s\n", role), dbConsumer(true))
 	f.blockNewPods(ctx, "app", 2)
 
@@ -288,7 +242,7 @@ func TestPostgresSingleUserFailedRolloutRestoresPassword(t *testing.T) {
 		!strings.Contains(app.Message(), "rolled back") {
 		t.Fatalf("want the rotation to fail on the rollout, got %v", err)
 	}
-	if err := canLogin(ctx, role, pw0); err != nil {
+	if err := pgtest.CanLogin(ctx, role, pw0); err != nil {
 		t.Errorf("after compensation the old password must log in again: %v", err)
 	}
 	if _, ok := f.secretData(ctx, f.secret+"-2"); ok {
@@ -307,9 +261,9 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	su := superuser(t, ctx)
+	su := pgtest.Superuser(t, ctx)
 	owner := "e2e_owner_" + randomSuffix()
-	pw0 := createLoginRole(t, ctx, su, owner, true)
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, owner, true)
 	users := [2]string{owner + "_a", owner + "_b"}
 	t.Cleanup(func() {
 		for _, u := range users {
@@ -353,28 +307,28 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 
 	userA, pwA := rotate(2, users[0])
 	for who, pw := range map[string]string{owner: pw0, userA: pwA} {
-		if err := canLogin(ctx, who, pw); err != nil {
+		if err := pgtest.CanLogin(ctx, who, pw); err != nil {
 			t.Errorf("during grace %s must log in: %v", who, err)
 		}
 	}
 	approve()
 	userB, pwB := rotate(3, users[1])
 	for who, pw := range map[string]string{userA: pwA, userB: pwB} {
-		if err := canLogin(ctx, who, pw); err != nil {
+		if err := pgtest.CanLogin(ctx, who, pw); err != nil {
 			t.Errorf("during grace %s must log in: %v", who, err)
 		}
 	}
 	approve()
-	if err := canLogin(ctx, userA, pwA); !postgres.IsAuthFailure(err) {
+	if err := pgtest.CanLogin(ctx, userA, pwA); !postgres.IsAuthFailure(err) {
 		t.Errorf("after retire the previous role %s must be locked, got %v", userA, err)
 	}
-	if err := canLogin(ctx, userB, pwB); err != nil {
+	if err := pgtest.CanLogin(ctx, userB, pwB); err != nil {
 		t.Errorf("the current role %s must log in: %v", userB, err)
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pwA), []byte(pwB))
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating.json")
 	// Sessions of the login roles act as the owner.
-	conn, err := postgres.Connect(ctx, pgServer, postgres.Credentials{Username: userB, Password: pwB})
+	conn, err := postgres.Connect(ctx, pgtest.Server(), postgres.Credentials{Username: userB, Password: pwB})
 	if err != nil {
 		t.Fatal(err)
 	}
