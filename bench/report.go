@@ -66,7 +66,7 @@ func writeReport(path string, r report) error {
 		}
 		fmt.Fprintf(&b, "N targets in one namespace, each its own Secret and 1-replica Deployment (named as the target's consumer in "+
 			"the catalog; its pods on a kwok node of the run's own, as the devstack's two hold 110 pods each), started at once and rotated by one `bin/worker` process (%s) on this 2-core machine, which also runs the "+
-			"whole devstack (its Temporal server: one history shard, SQLite in write-ahead-log mode). The worker runs as deploy/base runs it, with GOMEMLIMIT=256MiB from its memory limit; its GC trace gives the live heap. VmHWM counts the pages of the worker's binary (95 MB) it has read as well as its own memory; RssAnon, sampled every 100 ms, is its own memory alone. Each run waits until the previous run's namespace is gone. One run each. *Cluster alone* is the same N rollouts "+
+			"whole devstack (its Temporal server: one history shard, SQLite in write-ahead-log mode). The worker runs as deploy/base runs it, with GOMEMLIMIT=256MiB from its memory limit; its GC trace gives the live heap. VmHWM counts the pages of the worker's binary it has read as well as its own memory; RssAnon, sampled every 100 ms, is its own memory alone. Each run waits until the previous run's namespace is gone. One run each. *Cluster alone* is the same N rollouts "+
 			"without rotator: each Deployment patched directly, 32 at a time, until all have rolled out; it is the floor the "+
 			"cluster (kube-controller-manager, raised by the devstack to 200 requests/s, kube-scheduler and kwok) sets.\n\n", opts)
 		b.WriteString("| N | time until all are in grace | per rotation | cluster alone | worker peak RSS (VmHWM) | of it anonymous (peak RssAnon) | worker peak live heap | history events until grace | CPU time until all are in grace, by process | CPU stolen by the hypervisor meanwhile |\n|---|---|---|---|---|---|---|---|---|---|\n")
@@ -97,7 +97,7 @@ func writeReport(path string, r report) error {
 			"Events and requests per rotation do not grow with N (with consumers named; discovery and retire list the namespace's " +
 			"workloads, the same number of requests, each larger with N). The 2 cores are busy throughout, and the CPU column says by whom: " +
 			"the API server (the cluster's own rollout work, its Deployment, ReplicaSet and pod status updates and events, is most " +
-			"of its load), the Temporal server, etcd, kube-controller-manager, and the worker last. This machine is a virtual one: the hypervisor withholds CPU from it at times (steal, last column), and over the runs of 2026-11-26 the same N=1000 run took from 113 s to 182 s, the slow runs using up to 55 % more CPU time for the same work. A rotation costs Temporal two " +
+			"of its load), the Temporal server, etcd, kube-controller-manager, and the worker last. This machine is a virtual one: the hypervisor withholds CPU from it at times (steal, last column), and the same run can take noticeably longer from one time to the next: one run of a size says less than the table's precision suggests. A rotation costs Temporal two " +
 			"workflow tasks and one activity task until grace: preflight and stage run as local activities in the first workflow " +
 			"task, and promote and the rollout wait are one activity.\n")
 	}
