@@ -14,8 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"rotator/postgres"
 	"rotator/vault"
@@ -362,7 +360,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		db, yaml := pgTarget(t)
 		tg := newTarget(t, ctx, map[string]string{"username": owner, "password": pw0},
 			yaml+"      role: "+owner+"\n      strategy: alternating-users\n      adminSecret: {namespace: %NS%, name: pg-admin}\n",
-			func(ns string) { copyAdminSecret(t, ctx, ns) })
+			func(ns string) { pgtest.CopyAdminSecret(t, ctx, devstack.kube, ns) })
 		// The first rotation moves the consumer off the owner's own login,
 		// which is never locked; the second, under kills, must lock _a.
 		g := newCrashGates(tg.ns, tg.secret+"-2")
@@ -450,20 +448,6 @@ func pgTarget(t *testing.T) (*dbProxy, string) {
 	t.Cleanup(p.close)
 	return p, fmt.Sprintf("    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: %d\n      database: %s\n      sslMode: %s\n",
 		p.port(), s.Database, s.SSLMode)
-}
-
-// copyAdminSecret gives the namespace a copy of the devstack's admin
-// credential, which the alternating target's catalog names.
-func copyAdminSecret(t *testing.T, ctx context.Context, ns string) {
-	t.Helper()
-	s, err := devstack.kube.CoreV1().Secrets("rotator").Get(ctx, "rotator-postgres-admin", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pg-admin"}, Data: s.Data}
-	if _, err := devstack.kube.CoreV1().Secrets(ns).Create(ctx, cp, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func credentials(t *testing.T, ctx context.Context, tg *target, secret string) (string, string) {

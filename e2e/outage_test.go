@@ -408,7 +408,7 @@ func TestOutageMissingRoleFailsFast(t *testing.T) {
 	owner := "e2e_norole_" + randomSuffix()
 	pw0 := pgtest.CreateLoginRole(t, ctx, su, owner, true)
 	d := dbConsumer(false)
-	d.prepare = copyAdminSecret
+	d.prepare = func(t *testing.T, ctx context.Context, ns string) { pgtest.CopyAdminSecret(t, ctx, devstack.kube, ns) }
 	f := dbFixture(t, ctx, owner, pw0, fmt.Sprintf("      role: %s\n      strategy: alternating-users\n      adminSecret: {namespace: %%NS%%, name: pg-admin}\n", owner), d)
 	before, err := devstack.kube.CoreV1().Secrets(f.ns).Get(ctx, f.secret, metav1.GetOptions{})
 	if err != nil {

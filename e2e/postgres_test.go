@@ -271,7 +271,7 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 		}
 	})
 	d := dbConsumer(false)
-	d.prepare = copyAdminSecret
+	d.prepare = func(t *testing.T, ctx context.Context, ns string) { pgtest.CopyAdminSecret(t, ctx, devstack.kube, ns) }
 	f := dbFixture(t, ctx, owner, pw0, fmt.Sprintf("      role: %s\n      strategy: alternating-users\n      adminSecret: {namespace: %%NS%%, name: pg-admin}\n", owner), d)
 
 	out, err := f.starter(ctx, "postgres", "setup", f.target)
@@ -336,19 +336,5 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 	var current string
 	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&current); err != nil || current != owner {
 		t.Errorf("current_user of %s is %q, want %s", userB, current, owner)
-	}
-}
-
-// copyAdminSecret gives the test namespace a copy of the devstack's admin
-// credential, which the catalog names.
-func copyAdminSecret(t *testing.T, ctx context.Context, ns string) {
-	t.Helper()
-	s, err := devstack.kube.CoreV1().Secrets("rotator").Get(ctx, "rotator-postgres-admin", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pg-admin"}, Data: s.Data}
-	if _, err := devstack.kube.CoreV1().Secrets(ns).Create(ctx, cp, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"rotator/postgres"
 )
@@ -73,4 +76,19 @@ func CreateLoginRole(t *testing.T, ctx context.Context, su *pgx.Conn, role strin
 // CanLogin tries the credentials on the devstack's PostgreSQL.
 func CanLogin(ctx context.Context, user, pw string) error {
 	return postgres.CanLogin(ctx, Server(), postgres.Credentials{Username: user, Password: pw})
+}
+
+// CopyAdminSecret gives the namespace a copy, named pg-admin, of the
+// devstack's PostgreSQL admin credential, which alternating-users targets
+// name as their adminSecret.
+func CopyAdminSecret(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns string) {
+	t.Helper()
+	s, err := kube.CoreV1().Secrets("rotator").Get(ctx, "rotator-postgres-admin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pg-admin"}, Data: s.Data}
+	if _, err := kube.CoreV1().Secrets(ns).Create(ctx, cp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
