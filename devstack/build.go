@@ -63,6 +63,19 @@ func kwokToolset(src string) toolset {
 	}
 }
 
+// etcdToolset builds the etcd server that stores the cluster.
+func etcdToolset(src string) toolset {
+	return toolset{
+		name:     "etcd",
+		dir:      filepath.Join(src, "tools", "etcd"),
+		module:   "go.etcd.io/etcd/server/v3",
+		pkgs:     []string{"go.etcd.io/etcd/server/v3"},
+		bins:     []string{"etcd"},
+		estimate: "~1 min",
+		ldflags:  func(string) string { return "-s -w" },
+	}
+}
+
 // kubeLDFlags stamps the version the way Kubernetes' release build does, so
 // that /version and `kubectl version` report v1.x.y instead of v0.0.0-master.
 func kubeLDFlags(version string) string {
@@ -147,7 +160,13 @@ func (b *builder) build(ctx context.Context, ts toolset, version string) error {
 	}
 	defer logf.Close()
 
-	args := []string{"build", "-buildvcs=false", "-o", tmp + string(os.PathSeparator)}
+	out := tmp + string(os.PathSeparator)
+	if len(ts.pkgs) == 1 {
+		// One package is named by bins, not by its import path, whose last
+		// element may be a major version or a directory such as "server".
+		out = filepath.Join(tmp, ts.bins[0])
+	}
+	args := []string{"build", "-buildvcs=false", "-o", out}
 	if ts.ldflags != nil {
 		args = append(args, "-ldflags="+ts.ldflags(version))
 	}
@@ -288,6 +307,11 @@ func installKwokStages(ctx context.Context, toolsDir, dst string) error {
 			if err != nil {
 				return fmt.Errorf("kwok stages: %w", err)
 			}
+			if stageDir == "kustomize/stage/pod/fast" && filepath.Base(f) == "pod-ready.yaml" {
+				if data, err = withReadyDelay(data); err != nil {
+					return fmt.Errorf("kwok stages: %s: %w", f, err)
+				}
+			}
 			fmt.Fprintf(&buf, "---\n# %s/%s\n%s\n", stageDir, filepath.Base(f), bytes.TrimSpace(data))
 			n++
 		}
@@ -299,6 +323,26 @@ func installKwokStages(ctx context.Context, toolsDir, dst string) error {
 		return fmt.Errorf("kwok stages: %w", err)
 	}
 	return nil
+}
+
+// readyDelayAnnotation on a pod delays its Ready condition by a duration
+// such as "2s", as kwok's general (slow) stages read it: the fast stages
+// make every pod Ready at once, which no real application is, and make
+// bench needs both.
+const readyDelayAnnotation = "pod-ready.stage.kwok.x-k8s.io/delay"
+
+// withReadyDelay adds to kwok's fast pod-ready stage a delay read from
+// readyDelayAnnotation, zero for pods without it.
+func withReadyDelay(stage []byte) ([]byte, error) {
+	const at = "\nspec:\n"
+	i := bytes.Index(stage, []byte(at))
+	if i < 0 {
+		return nil, fmt.Errorf("no top-level spec to add the ready delay to")
+	}
+	delay := "  delay:\n    durationMilliseconds: 0\n    durationFrom:\n      expressionFrom: '.metadata.annotations[\"" + readyDelayAnnotation + "\"]'\n"
+	out := append([]byte{}, stage[:i+len(at)]...)
+	out = append(out, delay...)
+	return append(out, stage[i+len(at):]...), nil
 }
 
 // fmtDuration prints 2m30s style durations.

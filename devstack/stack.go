@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -25,10 +24,14 @@ const (
 	temporalMetricsPort  = 9233
 	etcdClientPort       = 2379
 	etcdPeerPort         = 2380
-	apiserverPort        = 6443
-	controllerPort       = 10257
-	schedulerPort        = 10259
-	kwokPort             = 10247
+	// etcdDataDir is named for the etcd minor version: a data directory of
+	// the Debian etcd 3.4 that devstack used before cannot be opened by
+	// 3.6 (an upgrade must pass through 3.5), so it is left unused.
+	etcdDataDir    = "etcd3.6"
+	apiserverPort  = 6443
+	controllerPort = 10257
+	schedulerPort  = 10259
+	kwokPort       = 10247
 	// postgresPort (5432) is in postgres.go.
 
 	serviceCIDR = "10.96.0.0/16"
@@ -179,31 +182,15 @@ func (s *stack) temporal() *component {
 	}
 }
 
-// etcdBinary returns Debian's etcd (package etcd-server).
-func etcdBinary() string {
-	if p, err := exec.LookPath("etcd"); err == nil {
-		return p
-	}
-	return "/usr/bin/etcd"
-}
-
-// etcdEnv lets etcd 3.4 start on architectures it calls unsupported (arm64).
-func etcdEnv() []string {
-	if runtime.GOARCH == "amd64" {
-		return nil
-	}
-	return []string{"ETCD_UNSUPPORTED_ARCH=" + runtime.GOARCH}
-}
-
 func (s *stack) etcd() *component {
 	client := fmt.Sprintf("http://127.0.0.1:%d", etcdClientPort)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", etcdPeerPort)
 	return &component{
 		name: "etcd",
-		bin:  etcdBinary(),
+		bin:  s.bin("etcd"),
 		args: []string{
 			"--name=devstack",
-			"--data-dir=" + s.path("etcd"),
+			"--data-dir=" + s.path(etcdDataDir),
 			"--listen-client-urls=" + client,
 			"--advertise-client-urls=" + client,
 			"--listen-peer-urls=" + peer,
@@ -214,7 +201,6 @@ func (s *stack) etcd() *component {
 			"--auto-compaction-mode=periodic",
 			"--auto-compaction-retention=1h",
 		},
-		env:     etcdEnv(),
 		addr:    client,
 		ports:   []int{etcdClientPort, etcdPeerPort},
 		markers: s.markers(),
@@ -231,11 +217,6 @@ func (s *stack) apiserver() *component {
 		name: "kube-apiserver",
 		bin:  s.bin("kube-apiserver"),
 		args: []string{
-			// Debian's etcd 3.4 cannot answer watch progress requests, which
-			// streaming lists (WatchList) need: without this, clients that ask
-			// for them (kwok's client-go) saw their watches end every second,
-			// and a 3-replica rollout took 30-90 s instead of about 1 s.
-			"--feature-gates=WatchList=false",
 			"--advertise-address=127.0.0.1",
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(apiserverPort),
@@ -462,16 +443,13 @@ func (s *stack) upKubernetes(ctx context.Context) error {
 		fmt.Fprintln(s.out, "devstack: source directory not found (use --src); using existing binaries only")
 	}
 	b := &builder{binDir: s.path("bin"), logDir: s.path("logs"), out: s.out}
-	for _, ts := range []toolset{kubeToolset(s.src), kwokToolset(s.src)} {
+	for _, ts := range []toolset{etcdToolset(s.src), kubeToolset(s.src), kwokToolset(s.src)} {
 		if err := b.ensure(ctx, ts); err != nil {
 			return err
 		}
 	}
 	if err := installKwokStages(ctx, filepath.Join(s.src, "tools", "kwok"), s.path("kwok", "stages.yaml")); err != nil {
 		return err
-	}
-	if _, err := os.Stat(etcdBinary()); err != nil {
-		return fmt.Errorf("etcd not found (%w): install Debian's etcd-server (apt-get install etcd-server)", err)
 	}
 
 	if err := ensurePKI(s.path("pki"), []string{clusterCA, frontProxyCA}, clusterLeaves(net.ParseIP(serviceIP))); err != nil {
@@ -517,7 +495,7 @@ func (s *stack) initDirs() error {
 			return fmt.Errorf("state dir: %w", err)
 		}
 	}
-	if err := os.MkdirAll(s.path("etcd"), 0o700); err != nil {
+	if err := os.MkdirAll(s.path(etcdDataDir), 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	return writeIfChanged(s.path(stateMarker), []byte("devstack state directory; `devstack down --purge` may delete it\n"), 0o644)
