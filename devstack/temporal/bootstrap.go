@@ -26,17 +26,18 @@ var errNotYet = errors.New("not ready yet")
 // bootstrap waits until clients can really use the server: the namespace is
 // served, every search attribute exists with its type, a visibility query
 // naming them all succeeds, and the UI (if any) answers. Search attributes
-// missing from an existing database are added on the way.
-func bootstrap(ctx context.Context, o Options, sas map[string]enumspb.IndexedValueType) error {
+// missing from an existing database are added on the way; added is when,
+// zero if none were missing.
+func bootstrap(ctx context.Context, o Options, sas map[string]enumspb.IndexedValueType) (added time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
 
 	conn, err := grpc.NewClient(o.frontendAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return fmt.Errorf("temporal: dialing frontend: %w", err)
+		return time.Time{}, fmt.Errorf("temporal: dialing frontend: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	b := bootstrapper{
+	b := &bootstrapper{
 		o:   o,
 		sas: sas,
 		ops: operatorservice.NewOperatorServiceClient(conn),
@@ -47,14 +48,14 @@ func bootstrap(ctx context.Context, o Options, sas map[string]enumspb.IndexedVal
 	for {
 		last = b.check(ctx)
 		if last == nil {
-			return nil
+			return b.added, nil
 		}
 		if !errors.Is(last, errNotYet) {
-			return last
+			return time.Time{}, last
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("temporal: server not ready after %v: %w", startupTimeout, last)
+			return time.Time{}, fmt.Errorf("temporal: server not ready after %v: %w", startupTimeout, last)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -65,11 +66,13 @@ type bootstrapper struct {
 	sas map[string]enumspb.IndexedValueType
 	ops operatorservice.OperatorServiceClient
 	wf  workflowservice.WorkflowServiceClient
+	// added is when missing search attributes were added.
+	added time.Time
 }
 
 // check returns nil when ready, an error wrapping errNotYet when worth
 // another try, and any other error when retrying cannot help.
-func (b bootstrapper) check(ctx context.Context) error {
+func (b *bootstrapper) check(ctx context.Context) error {
 	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 
@@ -98,6 +101,7 @@ func (b bootstrapper) check(ctx context.Context) error {
 		} else if err != nil {
 			return fmt.Errorf("%w: adding search attributes: %v", errNotYet, err)
 		}
+		b.added = time.Now()
 		return fmt.Errorf("%w: search attributes just added", errNotYet)
 	}
 

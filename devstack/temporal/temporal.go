@@ -90,7 +90,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	srvOpts, err := serverOptions(o, sqlCfg, logger)
+	dc, endForcedRefresh := dynamicConfig()
+	srvOpts, err := serverOptions(o, sqlCfg, logger, dc)
 	if err != nil {
 		return err
 	}
@@ -119,11 +120,20 @@ func Run(ctx context.Context, o Options) error {
 		defer ui.Stop()
 	}
 
-	if err := bootstrap(ctx, o, sas); err != nil {
+	added, err := bootstrap(ctx, o, sas)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+	// Caches loaded before the attributes were added have expired a
+	// minute after; with none added this start, every cache has them.
+	if added.IsZero() {
+		endForcedRefresh()
+	} else {
+		t := time.AfterFunc(time.Until(added.Add(saCacheRefresh)), endForcedRefresh)
+		defer t.Stop()
 	}
 
 	if o.ReadyFile != "" {

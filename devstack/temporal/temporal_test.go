@@ -104,6 +104,17 @@ func TestRunPersistsAcrossRestarts(t *testing.T) {
 	}
 	checkSearchAttributes(t, c, o.Namespace)
 	checkWorkflow(t, c, workflowID)
+	// The attributes were in the database at start, so the server no
+	// longer refreshes its caches on every read: they must know them.
+	if _, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID:        workflowID + "-2",
+		TaskQueue: "nobody-polls",
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword("RotationTarget").ValueSet("ns/other"),
+		),
+	}, "NoSuchWorkflow"); err != nil {
+		t.Fatalf("starting workflow with a search attribute after restart: %v", err)
+	}
 	c.Close()
 	stop()
 
