@@ -59,7 +59,22 @@ type jwtProcedure struct {
 	run  func(ctx context.Context, s *jwtScenario) (jwtRun, error)
 }
 
-func (e *env) benchJWT(ctx context.Context, runs int) (map[string][]jwtRun, error) {
+// jwtSet is the runs of both procedures on consumers whose pods become
+// Ready readyDelay after they start.
+type jwtSet struct {
+	readyDelay time.Duration
+	runs       map[string][]jwtRun
+}
+
+// slowReady is how long the pods of the second JWT comparison take to
+// become Ready, as an application with a readiness probe does; kwok's fast
+// stages otherwise make pods Ready the moment they are scheduled.
+const slowReady = 2 * time.Second
+
+// readyDelayAnnotation is read by the devstack's kwok pod-ready stage.
+const readyDelayAnnotation = "pod-ready.stage.kwok.x-k8s.io/delay"
+
+func (e *env) benchJWT(ctx context.Context, runs int, readyDelay time.Duration) (map[string][]jwtRun, error) {
 	procs := []jwtProcedure{
 		{"runbook (kubectl, as written)", runbookJWT},
 		{"rotator (dual-key)", rotatorJWT},
@@ -67,7 +82,7 @@ func (e *env) benchJWT(ctx context.Context, runs int) (map[string][]jwtRun, erro
 	results := map[string][]jwtRun{}
 	for i := range runs {
 		for _, p := range procs {
-			s, err := e.newJWTScenario(ctx)
+			s, err := e.newJWTScenario(ctx, readyDelay)
 			if err != nil {
 				return nil, err
 			}
@@ -76,7 +91,7 @@ func (e *env) benchJWT(ctx context.Context, runs int) (map[string][]jwtRun, erro
 			if err != nil {
 				return nil, fmt.Errorf("%s, run %d: %w", p.name, i+1, err)
 			}
-			e.log.Info("jwt benchmark run", "procedure", p.name, "run", i+1, "wall", r.wall.Round(time.Millisecond),
+			e.log.Info("jwt benchmark run", "procedure", p.name, "ready_delay", readyDelay, "run", i+1, "wall", r.wall.Round(time.Millisecond),
 				"rolling_out", r.rolling.Round(time.Millisecond),
 				"rollouts", r.rollouts, "requests", r.requests, "events", r.events, "old_tokens_valid", r.oldTokens)
 			results[p.name] = append(results[p.name], r)
@@ -95,7 +110,7 @@ type jwtScenario struct {
 	catalog string
 }
 
-func (e *env) newJWTScenario(ctx context.Context) (*jwtScenario, error) {
+func (e *env) newJWTScenario(ctx context.Context, readyDelay time.Duration) (*jwtScenario, error) {
 	x := suffix()
 	s := &jwtScenario{e: e, ns: "bench-jwt-" + x, secret: "app-jwt", target: "bench-jwt-" + x}
 	k := e.kube
@@ -112,6 +127,9 @@ func (e *env) newJWTScenario(ctx context.Context) (*jwtScenario, error) {
 	d := consumer(s.secret)
 	d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "JWT_SECRET", ValueFrom: &corev1.EnvVarSource{
 		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.secret}, Key: "secret"}}}}
+	if readyDelay > 0 {
+		d.Spec.Template.Annotations = map[string]string{readyDelayAnnotation: readyDelay.String()}
+	}
 	if _, err := k.AppsV1().Deployments(s.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return s, err
 	}

@@ -96,8 +96,12 @@ func run(ctx context.Context, log *slog.Logger, runs int, sizes []int, so scaleO
 	want := func(section string) bool { return len(only) == 0 || only[section] }
 	var r report
 	if want("jwt") {
-		if r.jwt, err = e.benchJWT(ctx, runs); err != nil {
-			return err
+		for _, delay := range []time.Duration{0, slowReady} {
+			set := jwtSet{readyDelay: delay}
+			if set.runs, err = e.benchJWT(ctx, runs, delay); err != nil {
+				return err
+			}
+			r.jwt = append(r.jwt, set)
 		}
 	}
 	if want("logins") {
