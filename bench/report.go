@@ -26,7 +26,7 @@ type report struct {
 func writeReport(path string, r report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`go run ./bench`); do not edit by hand. Figures are the median of %d runs, with min–max.\n\n", r.runs)
-	fmt.Fprintf(&b, "- date: %s\n- machine: %s, %d cores, %s\n- stack: the devstack (kube-apiserver v1.34.4 + kwok, PostgreSQL 15, Temporal server v1.32.1), all on this machine\n\n",
+	fmt.Fprintf(&b, "- date: %s\n- machine: %s, %d cores, %s\n- stack: the devstack (kube-apiserver v1.34.4 on etcd v3.6.16 + kwok, PostgreSQL 15, Temporal server v1.32.1), all on this machine\n\n",
 		r.date.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version())
 
 	writeJWT(&b, r.jwt)
@@ -66,7 +66,7 @@ func writeReport(path string, r report) error {
 		}
 		fmt.Fprintf(&b, "N targets in one namespace, each its own Secret and 1-replica Deployment (named as the target's consumer in "+
 			"the catalog; its pods on a kwok node of the run's own, as the devstack's two hold 110 pods each), started at once and rotated by one `bin/worker` process (%s) on this 2-core machine, which also runs the "+
-			"whole devstack (its Temporal server: one history shard, SQLite in write-ahead-log mode). The worker runs as deploy/base runs it, with GOMEMLIMIT=256MiB from its memory limit; its GC trace gives the live heap. VmHWM counts the pages of the worker's binary it has read as well as its own memory; RssAnon, sampled every 100 ms, is its own memory alone. Each run waits until the previous run's namespace is gone. One run each. *Cluster alone* is the same N rollouts "+
+			"whole devstack (its Temporal server: one history shard, SQLite in write-ahead-log mode). The worker runs as deploy/base runs it, with GOMEMLIMIT=256MiB from its memory limit; its GC trace gives the live heap. VmHWM counts the pages of the worker's binary it has read as well as its own memory; RssAnon, sampled every 100 ms, is its own memory alone. Each run waits until the previous run's namespace is gone. One run each. Time until all are in grace: from the first start until the last of the N histories records the step grace; CPU is counted until a count of the rotations in grace (asked every 3 s) saw them all. *Cluster alone* is the same N rollouts "+
 			"without rotator: each Deployment patched directly, 32 at a time, until all have rolled out; it is the floor the "+
 			"cluster (kube-controller-manager, raised by the devstack to 200 requests/s, kube-scheduler and kwok) sets.\n\n", opts)
 		b.WriteString("| N | time until all are in grace | per rotation | cluster alone | worker peak RSS (VmHWM) | of it anonymous (peak RssAnon) | worker peak live heap | history events until grace | CPU time until all are in grace, by process | CPU stolen by the hypervisor meanwhile |\n|---|---|---|---|---|---|---|---|---|---|\n")
