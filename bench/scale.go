@@ -173,8 +173,9 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 		o.workerFlags...)...)
 	w.Stdout, w.Stderr = logFile, logFile
 	// The worker runs as deploy/base runs it: GOMEMLIMIT from its memory
-	// limit, 256Mi. The GC trace gives the live heap, the margin to it.
-	w.Env = append(os.Environ(), "GOMEMLIMIT="+workerMemoryLimit, "GODEBUG=gctrace=1")
+	// limit, 256Mi, and GOGC 50. The GC trace gives the live heap, the
+	// margin to it.
+	w.Env = append(os.Environ(), "GOMEMLIMIT="+workerMemoryLimit, "GOGC="+workerGOGC, "GODEBUG=gctrace=1")
 	if err := w.Start(); err != nil {
 		return r, err
 	}
@@ -459,6 +460,9 @@ func parallel(n, width int, f func(i int) error) error {
 // workerMemoryLimit is the worker container's memory limit in deploy/base,
 // which its GOMEMLIMIT follows.
 const workerMemoryLimit = "256MiB"
+
+// workerGOGC is deploy/base's GOGC for the worker.
+const workerGOGC = "50"
 
 // gcLine is a GC trace line's heap sizes: at start, at end, live after.
 var gcLine = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB`)
