@@ -7,7 +7,7 @@ WORKFLOWCHECK_VERSION := v0.6.0
 GO_TEST_FLAGS ?=
 BENCH_RUNS ?= 5
 # Concurrent rotations of the scale benchmark (the whole of make bench takes
-# about 12 minutes here, most of it setting up and deleting N=1000).
+# about 11 minutes here, most of it setting up and deleting N=1000).
 BENCH_SCALE ?= 10,100,1000
 # More pollers than the SDK's 2 let one worker keep up with hundreds of
 # rotations at once (N=100 to grace, before local activities: 25 s with the

@@ -543,3 +543,46 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+func TestWithReadyDelay(t *testing.T) {
+	stage := []byte("kind: Stage\nmetadata:\n  name: pod-ready\nspec:\n  resourceRef:\n    kind: Pod\n")
+	got, err := withReadyDelay(stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "kind: Stage\nmetadata:\n  name: pod-ready\nspec:\n  delay:\n    durationMilliseconds: 0\n    durationFrom:\n" +
+		"      expressionFrom: '.metadata.annotations[\"pod-ready.stage.kwok.x-k8s.io/delay\"]'\n  resourceRef:\n    kind: Pod\n"
+	if string(got) != want {
+		t.Errorf("withReadyDelay =\n%s\nwant\n%s", got, want)
+	}
+	if _, err := withReadyDelay([]byte("kind: Stage\n  spec:\n")); err == nil {
+		t.Error("withReadyDelay accepted a stage without a top-level spec")
+	}
+}
+
+// TestInstallKwokStagesDelaysReadyOnly reads kwok's own stage files from the
+// module cache: only the pod-ready stage gets the delay, once.
+func TestInstallKwokStagesDelaysReadyOnly(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "stages.yaml")
+	if err := installKwokStages(context.Background(), filepath.Join("tools", "kwok"), dst); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(data), "\n---\n")
+	delayed := 0
+	for _, doc := range docs {
+		if !strings.Contains(doc, readyDelayAnnotation) {
+			continue
+		}
+		delayed++
+		if !strings.Contains(doc, "\n  name: pod-ready\n") {
+			t.Errorf("the ready delay was added to another stage:\n%s", doc)
+		}
+	}
+	if delayed != 1 {
+		t.Errorf("%d stages read the ready delay annotation, want 1 (pod-ready)", delayed)
+	}
+}
