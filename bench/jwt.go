@@ -240,10 +240,7 @@ func (s *jwtScenario) watchRollout(ctx context.Context) (*rolloutClock, error) {
 		defer close(c.events)
 		for ev := range w.ResultChan() {
 			if d, ok := ev.Object.(*appsv1.Deployment); ok {
-				st, want := d.Status, *d.Spec.Replicas
-				complete := st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want &&
-					st.Replicas == want && st.AvailableReplicas == want
-				c.events <- rolloutEvent{at: time.Now(), gen: d.Generation, complete: complete}
+				c.events <- rolloutEvent{at: time.Now(), gen: d.Generation, complete: rolledOut(d)}
 			}
 		}
 	}()

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -274,9 +274,7 @@ func (e *env) graceAt(ctx context.Context, id string) (time.Time, int, error) {
 			return time.Time{}, 0, fmt.Errorf("history of %s: %w", id, err)
 		}
 		events++
-		p := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()[workflows.SearchStep.GetName()]
-		var step string
-		if p != nil && json.Unmarshal(p.GetData(), &step) == nil && step == string(workflows.StepGrace) {
+		if step, ok := workflows.StepSet(ev); ok && step == workflows.StepGrace {
 			// The events of the same workflow task (the grace timer) count too.
 			for it.HasNext() {
 				next, err := it.Next()
@@ -396,9 +394,8 @@ func (e *env) waitRolledOut(ctx context.Context, ns string, n int) error {
 			return err
 		}
 		done := 0
-		for _, d := range list.Items {
-			s := d.Status
-			if s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == 1 && s.Replicas == 1 && s.AvailableReplicas == 1 {
+		for i := range list.Items {
+			if rolledOut(&list.Items[i]) {
 				done++
 			}
 		}
@@ -410,6 +407,17 @@ func (e *env) waitRolledOut(ctx context.Context, ns string, n int) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// rolledOut says whether a Deployment has rolled out its latest template,
+// by the rules of `kubectl rollout status`: every replica updated and
+// available, none of an older template left.
+func rolledOut(d *appsv1.Deployment) bool {
+	s, want := d.Status, int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	return s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
 }
 
 // waitAvailable waits until n Deployments in the namespace are available.

@@ -11,7 +11,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"rotator/workflows"
 )
@@ -60,16 +59,8 @@ func activityScheduled(names ...string) eventMatch {
 // stepReached matches the RotationStep search attribute taking the value.
 func stepReached(step workflows.Step) eventMatch {
 	return func(ev *historypb.HistoryEvent, _ map[int64]string) bool {
-		a := ev.GetUpsertWorkflowSearchAttributesEventAttributes()
-		if a == nil {
-			return false
-		}
-		p, ok := a.SearchAttributes.GetIndexedFields()[workflows.SearchStep.GetName()]
-		if !ok {
-			return false
-		}
-		var got string
-		return converter.GetDefaultDataConverter().FromPayload(p, &got) == nil && got == string(step)
+		got, ok := workflows.StepSet(ev)
+		return ok && got == step
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -47,9 +46,7 @@ func (a *app) waitCmd() *cobra.Command {
 				}
 				switch ev.GetEventType() {
 				case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-					var got string
-					p := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()[workflows.SearchStep.GetName()]
-					if p != nil && json.Unmarshal(p.GetData(), &got) == nil && got == step {
+					if got, ok := workflows.StepSet(ev); ok && string(got) == step {
 						fmt.Fprintf(a.out, "%s reached step %s\n", id, step)
 						return nil
 					}
