@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -128,6 +129,42 @@ func TestRunPersistsAcrossRestarts(t *testing.T) {
 	checkWorkflow(t, c, workflowID)
 	c.Close()
 	stop()
+}
+
+// TestRunAddsSearchAttributesToAnExistingDatabase: an attribute added to
+// Options after the database was made is registered through the API at
+// start, which the services' caches learn of only when they next reload;
+// until then the server refreshes them on every read, so the attribute can
+// be used at once.
+func TestRunAddsSearchAttributesToAnExistingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	base := freePortRun(t, 4)
+	o := devtemporal.Options{
+		DBFile:           filepath.Join(dir, "temporal.db"),
+		IP:               "127.0.0.1",
+		FrontendPort:     base,
+		Namespace:        "default",
+		SearchAttributes: searchAttributes,
+		ReadyFile:        filepath.Join(dir, "temporal.ready"),
+		Logger:           slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	startInProcess(t, o)()
+
+	o.SearchAttributes = maps.Clone(searchAttributes)
+	o.SearchAttributes["RotationAddedLater"] = "Keyword"
+	stop := startInProcess(t, o)
+	defer stop()
+	c := dial(t, net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort)))
+	defer c.Close()
+	if _, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID:        "added-later",
+		TaskQueue: "nobody-polls",
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword("RotationAddedLater").ValueSet("x"),
+		),
+	}, "NoSuchWorkflow"); err != nil {
+		t.Fatalf("starting a workflow with the attribute just added: %v", err)
+	}
 }
 
 func TestRunRejectsUnknownSearchAttributeType(t *testing.T) {
