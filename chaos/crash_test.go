@@ -5,16 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	historypb "go.temporal.io/api/history/v1"
 	"net"
-	"rotator/internal/pgtest"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
+	"rotator/internal/pgtest"
 	"rotator/postgres"
 	"rotator/vault"
 	"rotator/workflows"

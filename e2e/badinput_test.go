@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os/exec"
 	"reflect"
-	"rotator/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"rotator/internal/pgtest"
 	"rotator/workflows"
 )
 

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/converter"
 	"rotator/clients"
 	"rotator/workflows"
 )

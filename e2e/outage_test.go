@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
-	"rotator/internal/pgtest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"rotator/activities"
+	"rotator/internal/pgtest"
 	"rotator/postgres"
 	"rotator/providers/providertest"
 	"rotator/vault"
@@ -97,7 +99,8 @@ func testPostgresOutage(t *testing.T, step workflows.Step, activity string) {
 	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
 	var id atomic.Value
 	id.Store("")
-	proxy := newOutageProxy(t, fmt.Sprintf("%s:%d", pgtest.Server().Host, pgtest.Server().Port), pgOutage, func([]byte) bool {
+	pg := pgtest.Server()
+	proxy := newOutageProxy(t, net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port)), pgOutage, func([]byte) bool {
 		return id.Load() != "" && atStep(id.Load().(string), step)()
 	})
 	d := dbConsumer(false)

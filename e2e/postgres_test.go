@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"rotator/internal/pgtest"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"rotator/internal/pgtest"
 	"rotator/postgres"
 	"rotator/workflows"
 )
-
-// pgtest.Server() is the devstack's PostgreSQL as the worker reaches it.
 
 // TestSCRAMVerifierOnRealServer: the verifier rotator computes lets the
 // password log in, pg_authid holds that verifier, a role name with a quote
