@@ -147,6 +147,15 @@ var badInputs = []badInput{
 	{value, "tls handshake", target("tls", "    tls: {role: r, commonName: a.b, handshake: {address: nohost}}\n"), "tls.handshake.address", "is not host:port", nil},
 	{value, "tls role with a path", target("tls", "    tls: {role: 'r/../x', commonName: a.b}\n"), "tls.role", "as listed by vault list pki/roles", nil},
 	{value, "tls mount escapes", target("tls", "    tls: {role: r, commonName: a.b, mount: '../sys'}\n"), "tls.mount", "use the PKI engine's mount, e.g. pki", nil},
+	{value, "name longer than a label", "targets:\n  - name: " + strings.Repeat("n", 64) + "\n    kind: jwt\n" + nsSec, "name", "at most 63", nil},
+	{value, "two targets on one Secret", "targets:\n  - name: a\n    kind: jwt\n" + nsSec + "  - name: b\n    kind: jwt\n" + nsSec, "secret", "two targets on one Secret undo each other's rotations", []string{"targets[1] (b)", "ns/s is also the Secret of targets[0] (a)"}},
+	{value, "a Secret named like another's version", "targets:\n  - name: a\n    kind: jwt\n" + nsSec + "  - name: b\n    kind: jwt\n    namespace: ns\n    secret: s-2\n", "secret", "targets[0] (a) gives its own versions (s-<n>, s-staged)", []string{"targets[1] (b)"}},
+	{value, "two targets on one role", "targets:\n  - name: a\n    kind: postgres\n" + nsSec + pgOK + "  - name: b\n    kind: postgres\n    namespace: ns2\n    secret: s\n    postgres: {host: H, role: r}\n", "postgres.role", "rotate it from one target", []string{`role "r" on h:5432 is also rotated by targets[0] (a)`}},
+	{value, "login roles shared", "targets:\n  - name: a\n    kind: postgres\n" + nsSec + "    postgres: {host: h, role: r, " + alt + "}\n  - name: b\n    kind: postgres\n    namespace: ns\n    secret: t\n    postgres: {host: h, role: r_b}\n", "postgres.role", "two targets setting one role's password undo each other", nil},
+	{value, "jwt previous unknown", target("jwt", "    jwt: {dualKey: true, previous: never}\n"), "jwt.previous", "use keepUntilNextRotation (default) or dropAtRetire", nil},
+	{value, "jwt previous without dualKey", target("jwt", "    jwt: {previous: dropAtRetire}\n"), "jwt.previous", "set jwt.dualKey: true or remove previous", nil},
+	{value, "rolloutTimeout of a second", target("jwt", "    rolloutTimeout: 1s\n"), "rolloutTimeout", "use at least 10s", nil},
+	{value, "acknowledged manager", target("jwt", "    acknowledgedManagers: ['Argo CD']\n"), "acknowledgedManagers[0]", "use helm, argocd, flux, operator", nil},
 	{value, "all errors at once", "targets:\n  - name: a\n    kind: nope\n    namespace: A\n", "kind", "use one of", []string{"namespace:", "secret: is required"}},
 
 	// Unknown fields and values of the wrong type.

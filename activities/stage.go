@@ -1,0 +1,116 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StageSecret generates the new material and stores it in an immutable
+// Secret <base>-<n>. Run twice by the same workflow run, it finds the
+// Secret it created and returns the same reference.
+func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error) {
+	p := in.Plan
+	secrets := k.Client.CoreV1().Secrets(p.Namespace)
+	info := activity.GetInfo(ctx)
+	run := info.WorkflowExecution.RunID
+	name := fmt.Sprintf("%s-%d", p.Base, p.NextVersion)
+
+	// A first attempt goes straight to the create: should the name be
+	// taken (a local activity run again after its worker died counts its
+	// attempts afresh), the create fails with AlreadyExists and ownStaged
+	// looks whose it is.
+	if info.Attempt > 1 {
+		if ref, ok, err := k.ownStaged(ctx, p, name, run); err != nil || ok {
+			return ref, err
+		}
+	}
+
+	data, err := k.material(ctx, p)
+	if err != nil {
+		return SecretRef{}, err
+	}
+	annotations := map[string]string{AnnotationRunID: run}
+	if p.Vault != nil {
+		// Vault is written first: it is the record, and a retry of this
+		// run gets the same material back from it rather than a new one.
+		version, stored, err := k.record(ctx, p, run, data)
+		if err != nil {
+			return SecretRef{}, err
+		}
+		data = stored
+		annotations[AnnotationVaultVersion] = strconv.Itoa(version)
+	}
+	value := data[p.Key]
+	if p.DualKey && !in.Emergency {
+		cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
+		if err != nil {
+			return SecretRef{}, classify(fmt.Errorf("read current Secret %s for the dual key: %w", p.Current.Name, err))
+		}
+		data[PreviousKey] = cur.Data[p.Key]
+	}
+	annotations[AnnotationFingerprint] = Fingerprint(value)
+	immutable := true
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: p.Namespace,
+			Labels: map[string]string{
+				LabelManagedBy: ManagedByValue,
+				LabelTarget:    p.Target,
+				LabelVersion:   strconv.Itoa(p.NextVersion),
+				LabelStage:     StagePending,
+			},
+			Annotations: annotations,
+		},
+		Type:      secretType(p.Kind),
+		Immutable: &immutable,
+		Data:      data,
+	}
+	created, err := secrets.Create(ctx, s, metav1.CreateOptions{FieldManager: ManagedByValue})
+	if apierrors.IsAlreadyExists(err) {
+		// An earlier run of this step, or another writer: the run
+		// annotation tells which.
+		if ref, ok, err := k.ownStaged(ctx, p, name, run); err != nil || ok {
+			return ref, err
+		}
+	}
+	if err != nil {
+		return SecretRef{}, classify(fmt.Errorf("create Secret %s: %w", name, err))
+	}
+	activity.GetLogger(ctx).Info("staged new Secret version", "secret", name,
+		"fingerprint", created.Annotations[AnnotationFingerprint], "dual_key", p.DualKey && !in.Emergency,
+		"vault_version", created.Annotations[AnnotationVaultVersion])
+	if err := k.staging().discard(ctx, p); err != nil {
+		return SecretRef{}, err
+	}
+	return refOf(created, p.Key), nil
+}
+
+// ownStaged returns the Secret name if this run staged it before; a
+// Secret of that name from anyone else is a conflict for a person.
+func (k *Kube) ownStaged(ctx context.Context, p Plan, name, run string) (SecretRef, bool, error) {
+	existing, err := k.Client.CoreV1().Secrets(p.Namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return SecretRef{}, false, nil
+	case err != nil:
+		return SecretRef{}, false, classify(fmt.Errorf("get Secret %s: %w", name, err))
+	case existing.Annotations[AnnotationRunID] != run:
+		return SecretRef{}, false, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("Secret %s/%s already exists and was not staged by this rotation: delete it if it is a leftover, then start the rotation again", p.Namespace, name),
+			ErrConflict, nil)
+	}
+	// A run again after the create: the staged keys may still be there.
+	if err := k.staging().discard(ctx, p); err != nil {
+		return SecretRef{}, false, err
+	}
+	return refOf(existing, p.Key), true, nil
+}
