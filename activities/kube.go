@@ -29,6 +29,9 @@ type Kube struct {
 	// HeartbeatEvery is how often a rollout wait reports progress; zero
 	// means 10 s.
 	HeartbeatEvery time.Duration
+	// scans shares namespace scans between concurrent activities; nil
+	// scans each time.
+	scans *scanner
 }
 
 func (k *Kube) workloads() workloads { return workloads{client: k.Client} }
@@ -48,8 +51,13 @@ func refOf(s *corev1.Secret, key string) SecretRef {
 		fp = Fingerprint(s.Data[key])
 	}
 	vv, _ := strconv.Atoi(s.Annotations[AnnotationVaultVersion])
+	var managers []string
+	for _, m := range managersOf(s) {
+		managers = append(managers, m.Name)
+	}
 	return SecretRef{Namespace: s.Namespace, Name: s.Name, Version: v, Fingerprint: fp,
-		Username: string(s.Data[postgres.UsernameKey]), VaultVersion: vv, UID: string(s.UID), TLS: s.Type == corev1.SecretTypeTLS}
+		Username: string(s.Data[postgres.UsernameKey]), VaultVersion: vv, UID: string(s.UID), TLS: s.Type == corev1.SecretTypeTLS,
+		ManagedBy: strings.Join(managers, ", ")}
 }
 
 // classify turns Kubernetes errors that retrying cannot fix (RBAC

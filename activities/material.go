@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"rotator/catalog"
+	"rotator/pki"
 	"rotator/postgres"
 )
 
@@ -75,4 +77,54 @@ func (k *Kube) material(ctx context.Context, p Plan) (map[string][]byte, error) 
 		return nil, badInput("target: %v", err)
 	}
 	return k.staging().read(ctx, p, t)
+}
+
+// writtenKeys are the data keys a new version of the target gets from the
+// rotation itself; rotatedKeys adds those of the current version it must
+// not carry over (a dual-key Secret's previous key is replaced, never
+// kept). Every other key of the current version is carried over as it is.
+func writtenKeys(t catalog.Target, emergency bool) []string {
+	switch t.Kind {
+	case catalog.KindJWT:
+		if t.JWT != nil && t.JWT.DualKey && !emergency {
+			return []string{t.Key, PreviousKey}
+		}
+		return []string{t.Key}
+	case catalog.KindPostgres:
+		keys := []string{postgres.UsernameKey, postgres.PasswordKey}
+		if t.Postgres != nil && t.Postgres.DSNKey != "" {
+			keys = append(keys, t.Postgres.DSNKey)
+		}
+		return keys
+	case catalog.KindAPIKeys:
+		var keys []string
+		if t.APIKeys != nil {
+			for _, p := range t.APIKeys.Providers {
+				keys = append(keys, p.Key)
+			}
+		}
+		return keys
+	case catalog.KindTLS:
+		return []string{pki.DataCert, pki.DataKey, pki.DataCA}
+	}
+	return nil
+}
+
+func rotatedKeys(t catalog.Target) []string {
+	keys := writtenKeys(t, false)
+	if t.Kind == catalog.KindJWT && !slices.Contains(keys, PreviousKey) {
+		keys = append(keys, PreviousKey)
+	}
+	return keys
+}
+
+// carried is the part of the current version's data a new version keeps.
+func carried(t catalog.Target, current map[string][]byte) map[string][]byte {
+	out := make(map[string][]byte, len(current))
+	for k, v := range current {
+		if !slices.Contains(rotatedKeys(t), k) {
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -81,6 +82,11 @@ func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, erro
 				return plan, badInput("target %s: role %q is not a member of %q: run 'starter postgres setup %s'", t.Name, u, c.Role, t.Name)
 			}
 		}
+		if missing, err := postgres.MissingAdminRights(ctx, conn, c.Users); err != nil {
+			return plan, dbError(err, "check the admin role")
+		} else if missing != "" {
+			return plan, badInput("target %s: postgres.adminSecret: %s", t.Name, missing)
+		}
 		switch cur.Username {
 		case c.Users[0]:
 			pp.Username = c.Users[1]
@@ -89,6 +95,14 @@ func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, erro
 		default:
 			return plan, badInput("target %s: Secret %s logs in as %q, which is neither %q nor one of %v: fix the Secret or the catalog",
 				t.Name, plan.Current.Name, cur.Username, c.Role, c.Users)
+		}
+		// The other role takes the new password only if nothing still
+		// logs in as it with an older one (a version retire kept).
+		for _, l := range plan.Lingering {
+			if l.Username == pp.Username {
+				return plan, badInput("target %s: role %q would take the new password, but %s still log%s in as it with Secret %s: delete %s, or repoint %s to Secret %s, then rotate again",
+					t.Name, pp.Username, strings.Join(l.UsedBy, ", "), plural(len(l.UsedBy)), l.Name, l.Name, them(len(l.UsedBy)), plan.Current.Name)
+			}
 		}
 	}
 	plan.Postgres = pp
@@ -120,9 +134,16 @@ func (p *Postgres) ApplyPassword(ctx context.Context, in DatabaseInput) error {
 	defer conn.Close(context.Background())
 	alternating := pp.Strategy == catalog.StrategyAlternating
 	if err := postgres.SetPassword(ctx, conn, staged.Username, verifier, alternating); err != nil {
-		return dbError(err, "check the role's privileges")
+		return dbError(err, "check the role's privileges (PostgreSQL 16 and later: the admin role needs ADMIN OPTION on it)")
 	}
 	activity.GetLogger(ctx).Info("password set from its SCRAM verifier", "role", staged.Username, "fingerprint", in.New.Fingerprint)
+	// The consumers move only once the new login is proven: pg_hba.conf,
+	// CONNECT on the database, an expiry (VALID UNTIL) or a connection
+	// limit can refuse a password the server accepted.
+	if err := postgres.CanLogin(ctx, pp.Server, staged); err != nil {
+		return loginError(fmt.Errorf("the password of %s was set, but logging in with it fails, so no consumer was moved: %w: check pg_hba.conf, CONNECT on database %s, the role's VALID UNTIL and CONNECTION LIMIT",
+			staged.Username, err, pp.Server.Database), time.Since(activity.GetInfo(ctx).ScheduledTime))
+	}
 	return nil
 }
 
@@ -164,6 +185,36 @@ func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error 
 	return nil
 }
 
+// LockNewUser undoes ApplyPassword of an alternating-users rotation during
+// compensation, once the consumers are back on the previous user: the user
+// that was to become current loses LOGIN again, so the password that
+// rotation set stops working. Single-user: nothing (RestorePassword undid
+// it).
+func (p *Postgres) LockNewUser(ctx context.Context, in DatabaseInput) error {
+	pp, err := pgPlan(in.Plan)
+	if err != nil {
+		return err
+	}
+	if pp.Strategy != catalog.StrategyAlternating || in.New.Username == "" || in.New.Username == in.Old.Username ||
+		!slices.Contains(pp.Users, in.New.Username) {
+		return nil
+	}
+	t, err := p.Catalog.Target(in.Plan.Target)
+	if err != nil {
+		return badInput("target: %v", err)
+	}
+	conn, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := postgres.Lock(ctx, conn, in.New.Username); err != nil {
+		return dbError(err, "check the admin role's privileges")
+	}
+	activity.GetLogger(ctx).Info("login role of the rolled-back version locked", "role", in.New.Username)
+	return nil
+}
+
 // RefusedLoginBudget is how long VerifyLogin keeps retrying a login the
 // server refuses before it fails for good.
 const RefusedLoginBudget = time.Minute
@@ -188,7 +239,7 @@ func (p *Postgres) VerifyLogin(ctx context.Context, in DatabaseInput) error {
 // loginError keeps a failed login check retryable, unless the server has
 // refused the password for RefusedLoginBudget since the first attempt.
 func loginError(err error, sinceFirstAttempt time.Duration) error {
-	if postgres.IsAuthFailure(err) && sinceFirstAttempt >= RefusedLoginBudget {
+	if postgres.IsLoginRefused(err) && sinceFirstAttempt >= RefusedLoginBudget {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%v: refused for %s", err, RefusedLoginBudget), ErrBadInput, err)
 	}

@@ -3,22 +3,20 @@ package activities
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/activity"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"rotator/catalog"
+	"rotator/postgres"
 	"rotator/vault"
 )
 
 // Preflight checks the target and the cluster and returns the plan. It
-// changes nothing, so any bad input fails here before a change is made.
+// changes nothing, so any bad input fails here before a change is made:
+// every problem it finds is in one error, each with its fix.
 func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if in.Target == "" {
 		return Plan{}, badInput(`target: is required: start the rotation with {"target": "<name from rotator.yaml>"}`)
@@ -30,37 +28,34 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if in.Kind != "" && in.Kind != t.Kind {
 		return Plan{}, badInput("target %s is of kind %s, not %s: start the workflow for kind %s", t.Name, t.Kind, in.Kind, t.Kind)
 	}
-	// The consumers are read while the Secret is looked up: neither
+	if t.Kind == catalog.KindTLS && k.Vault == nil {
+		return Plan{}, badInput("target %s: tls: the worker has no Vault connection to issue certificates: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
+	}
+	// The namespace is scanned while the versions are looked up: neither
 	// needs the other, and each waits on the apiserver.
-	var found []workload
-	var foundErr error
-	fetched := make(chan struct{})
+	var scan *namespaceScan
+	var scanErr error
+	scanned := make(chan struct{})
 	go func() {
-		defer close(fetched)
-		found, foundErr = k.fetchConsumers(ctx, t)
+		defer close(scanned)
+		scan, scanErr = k.scan(ctx, t.Namespace)
 	}()
-	current, next, err := k.versions(ctx, t, activity.GetInfo(ctx).WorkflowExecution.RunID)
-	<-fetched
+	v, err := k.versions(ctx, t, rotationKey(ctx, in.Rotation))
+	<-scanned
 	if err != nil {
 		return Plan{}, err
 	}
-	if foundErr != nil {
-		return Plan{}, foundErr
+	if scanErr != nil {
+		return Plan{}, classify(scanErr)
 	}
-	var ings []string
-	if t.Kind == catalog.KindTLS {
-		if k.Vault == nil {
-			return Plan{}, badInput("target %s: tls: the worker has no Vault connection to issue certificates: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
-		}
-		served, err := (ingresses{k.Client}).serving(ctx, t.Namespace, current.Name)
-		if err != nil {
-			return Plan{}, err
-		}
-		ings = served[current.Name]
-	}
-	consumers, seen, err := consumersOf(t, found, current.Name, len(ings) > 0)
+	found, err := findConsumers(t, scan, v.current.Name)
 	if err != nil {
 		return Plan{}, err
+	}
+	problems := found.problems(t, v.current.Name)
+	problems = append(problems, checkSecret(t, v.secret, in.Emergency, found.consumers)...)
+	if len(problems) > 0 {
+		return Plan{}, badInput("target %s: %s", t.Name, strings.Join(problems, "; "))
 	}
 	plan := Plan{
 		Target:      t.Name,
@@ -68,12 +63,23 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		Namespace:   t.Namespace,
 		Base:        t.Secret,
 		Key:         t.Key,
-		Current:     current,
-		NextVersion: next,
-		Consumers:   consumers,
-		Ingresses:   ings,
+		Current:     v.current,
+		NextVersion: v.next,
 		Grace:       t.Grace.Duration,
-		Seen:        seen,
+		Unmoved:     found.unmoved,
+		Lingering:   lingering(scan, v.others),
+
+		OldStopsAtApply: t.OldStopsAtApply(),
+		DropPrevious:    t.DropsPrevious(),
+	}
+	for _, c := range found.consumers {
+		if c.ref.Kind == "Ingress" {
+			plan.Ingresses = append(plan.Ingresses, c.ref.Name)
+			continue
+		}
+		plan.Consumers = append(plan.Consumers, c.ref)
+		plan.Seen = append(plan.Seen, Seen{Workload: c.ref, ResourceVersion: c.resourceVersion,
+			Paths: c.secrets[v.current.Name].paths, Annotated: c.annotated})
 	}
 	if c := t.TLS; c != nil {
 		plan.TLS = &TLSPlan{Mount: c.Mount, Role: c.Role, CommonName: c.CommonName, DNSNames: c.DNSNames, IPs: c.IPs, TTL: c.TTL.Duration}
@@ -95,117 +101,167 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		}
 		plan.Vault = &VaultPlan{Mount: t.Vault.Mount, Path: t.Vault.Path}
 	}
-	activity.GetLogger(ctx).Info("preflight passed", "target", t.Name, "current", current.Name,
-		"next_version", next, "consumers", len(consumers))
+	activity.GetLogger(ctx).Info("preflight passed", "target", t.Name, "current", v.current.Name,
+		"next_version", v.next, "consumers", len(plan.Consumers)+len(plan.Ingresses), "not_repointed", len(plan.Unmoved))
 	return plan, nil
 }
 
-// versions finds the current version of the target's Secret and the next
-// free version number. A Secret never managed before is the base name,
-// adopted as version 1. A version this run already staged is the next
-// one again: preflight and stage run as local activities in one workflow
-// task, and a worker that dies before that task completes leaves the
-// staged Secret behind for the next worker to run both again.
-func (k *Kube) versions(ctx context.Context, t catalog.Target, run string) (SecretRef, int, error) {
-	secrets := k.Client.CoreV1().Secrets(t.Namespace)
-	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: labels.Set{LabelTarget: t.Name}.String()})
-	if err != nil {
-		return SecretRef{}, 0, classify(fmt.Errorf("list Secrets of %s: %w", t.Name, err))
-	}
-	maxVersion, own := 0, 0
-	var current []corev1.Secret
-	for _, s := range list.Items {
-		v, _ := strconv.Atoi(s.Labels[LabelVersion])
-		maxVersion = max(maxVersion, v)
-		switch {
-		case s.Labels[LabelStage] == StageCurrent:
-			current = append(current, s)
-		case s.Labels[LabelStage] == StagePending && run != "" && s.Annotations[AnnotationRunID] == run:
-			own = v
-		}
-	}
-	var cur *corev1.Secret
-	switch len(current) {
-	case 0:
-		base, err := secrets.Get(ctx, t.Secret, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			// The namespace is not read on its own: that would need a
-			// cluster-wide permission, and a missing namespace shows here.
-			return SecretRef{}, 0, badInput("target %s: secret: Secret %s/%s does not exist: create it, or fix secret or namespace in rotator.yaml",
-				t.Name, t.Namespace, t.Secret)
-		}
-		if err != nil {
-			return SecretRef{}, 0, classify(fmt.Errorf("get Secret %s: %w", t.Secret, err))
-		}
-		cur = base
-		maxVersion = max(maxVersion, 1)
-	case 1:
-		cur = &current[0]
-	default:
-		names := make([]string, 0, len(current))
-		for _, s := range current {
-			names = append(names, s.Name)
-		}
-		sort.Strings(names)
-		return SecretRef{}, 0, badInput("target %s: Secrets %s are all labelled %s=%s: keep the one the consumers use and relabel the others %s",
-			t.Name, strings.Join(names, ", "), LabelStage, StageCurrent, StagePrevious)
-	}
-	if _, ok := cur.Data[t.Key]; !ok {
-		return SecretRef{}, 0, badInput("target %s: key: Secret %s has no data key %q: fix key in rotator.yaml", t.Name, cur.Name, t.Key)
-	}
-	if own > 0 {
-		return refOf(cur, t.Key), own, nil
-	}
-	return refOf(cur, t.Key), maxVersion + 1, nil
+// consumersFound is what preflight found that uses the current version.
+type consumersFound struct {
+	// consumers are the workloads and Ingresses rotator repoints.
+	consumers []use
+	// unmoved are the live objects that keep the current version: ones
+	// rotator cannot repoint, and workloads left out of the catalog's
+	// consumers.
+	unmoved []Holder
+	// unlisted are the workloads among unmoved that rotator could have
+	// repointed, had the catalog listed them.
+	unlisted []Workload
 }
 
-// fetchConsumers reads the catalog's consumers, each checked to exist, or
-// else every consumer-kind workload in the target's namespace.
-func (k *Kube) fetchConsumers(ctx context.Context, t catalog.Target) ([]workload, error) {
-	wl := k.workloads()
-	if len(t.Consumers) == 0 {
-		all, err := wl.list(ctx, t.Namespace)
-		if err != nil {
-			return nil, classify(err)
-		}
-		return all, nil
-	}
-	out := make([]workload, 0, len(t.Consumers))
-	for i, c := range t.Consumers {
-		ref := Workload{Kind: c.Kind, Name: c.Name}
-		w, err := wl.get(ctx, t.Namespace, ref)
-		if apierrors.IsNotFound(err) {
-			return nil, badInput("target %s: consumers[%d]: %s does not exist in namespace %s: fix or remove it in rotator.yaml",
-				t.Name, i, ref, t.Namespace)
-		}
-		if err != nil {
-			return nil, classify(fmt.Errorf("get %s: %w", ref, err))
-		}
-		out = append(out, w)
-	}
-	return out, nil
-}
-
-// consumersOf returns the catalog's consumers, each checked to reference
-// the Secret, or else every workload found that references it; and what
-// promote needs of each, read here once.
-func consumersOf(t catalog.Target, found []workload, secret string, servedByIngress bool) ([]Workload, []Seen, error) {
-	var refs []Workload
-	var seen []Seen
-	for i, w := range found {
-		if len(secretRefPaths(&w.template.Spec, secret)) == 0 {
-			if len(t.Consumers) > 0 {
-				return nil, nil, badInput("target %s: consumers[%d]: %s does not reference Secret %s: fix or remove it in rotator.yaml",
-					t.Name, i, w.ref, secret)
+// findConsumers sorts the users of the current version: the catalog's
+// consumers, each checked to exist and to use it, or else every workload
+// (and for tls, every Ingress) that uses it; the rest is left on it.
+func findConsumers(t catalog.Target, scan *namespaceScan, current string) (consumersFound, error) {
+	var f consumersFound
+	users := scan.users(current)
+	repoints := func(u use) bool { return u.movable && (u.ref.Kind != "Ingress" || t.Kind == catalog.KindTLS) }
+	if len(t.Consumers) > 0 {
+		for i, c := range t.Consumers {
+			ref := Workload{Kind: c.Kind, Name: c.Name}
+			u, ok := scan.find(ref)
+			if !ok {
+				return f, badInput("target %s: consumers[%d]: %s does not exist in namespace %s: fix or remove it in rotator.yaml",
+					t.Name, i, ref, t.Namespace)
 			}
+			if _, uses := u.secrets[current]; !uses {
+				return f, badInput("target %s: consumers[%d]: %s does not reference Secret %s: fix or remove it in rotator.yaml",
+					t.Name, i, ref, current)
+			}
+			f.consumers = append(f.consumers, u)
+		}
+		// Ingresses are never listed as consumers: they follow the
+		// certificate they serve.
+		for _, u := range users {
+			if u.ref.Kind == "Ingress" && repoints(u) {
+				f.consumers = append(f.consumers, u)
+			}
+		}
+	} else {
+		for _, u := range users {
+			if repoints(u) {
+				f.consumers = append(f.consumers, u)
+			}
+		}
+	}
+	for _, u := range users {
+		if slices.ContainsFunc(f.consumers, func(c use) bool { return c.ref == u.ref }) {
 			continue
 		}
-		refs = append(refs, w.ref)
-		seen = append(seen, w.seen(secret))
+		h := u.holder()
+		if u.movable {
+			h.Why = "not in the target's consumers"
+			f.unlisted = append(f.unlisted, u.ref)
+		}
+		f.unmoved = append(f.unmoved, h)
 	}
-	if len(refs) == 0 && !servedByIngress {
-		return nil, nil, badInput("target %s: no Deployment, StatefulSet or DaemonSet in namespace %s references Secret %s: check namespace and secret in rotator.yaml",
-			t.Name, t.Namespace, secret)
+	if len(f.consumers) == 0 {
+		return f, badInput("target %s: nothing in namespace %s that rotator can repoint references Secret %s (no Deployment, StatefulSet, DaemonSet, CronJob%s): check namespace and secret in rotator.yaml",
+			t.Name, t.Namespace, current, map[bool]string{true: " or Ingress", false: ""}[t.Kind == catalog.KindTLS])
 	}
-	return refs, seen, nil
+	return f, nil
+}
+
+// problems are the reasons the consumers found keep the rotation from
+// finishing cleanly, each with its fix.
+func (f consumersFound) problems(t catalog.Target, current string) []string {
+	var out []string
+	for _, c := range f.consumers {
+		if c.blocker != "" {
+			out = append(out, fmt.Sprintf("%s %s", c.ref, c.blocker))
+		}
+		for _, m := range unacknowledged(c.managers, t.Acknowledges) {
+			out = append(out, fmt.Sprintf("%s is managed by %s: %s; rotate through %s instead, or add %s to the target's acknowledgedManagers if it leaves the Secret's name alone",
+				c.ref, m.Name, managerRisk(m, false, current), m.Name, m.ID))
+		}
+	}
+	// Where the old credential stops working at apply, anything left on
+	// it would lose its login.
+	if t.OldStopsAtApply() && len(f.unmoved) > 0 {
+		out = append(out, fmt.Sprintf("%s keep%s Secret %s, whose password stops working when the rotation sets the new one: delete %s or add %s to consumers, or switch to strategy alternating-users",
+			strings.Join(holderNames(f.unmoved), ", "), plural(len(f.unmoved)), current, them(len(f.unmoved)), them(len(f.unmoved))))
+	}
+	return out
+}
+
+// checkSecret refuses a current version that a new one could not stand in
+// for: one another tool manages, one whose other keys embed the rotated
+// value (they would be carried over unchanged), or one a consumer reads a
+// key of that the new version would not have.
+func checkSecret(t catalog.Target, s *corev1.Secret, emergency bool, consumers []use) []string {
+	var out []string
+	for _, m := range unacknowledged(managersOf(s), t.Acknowledges) {
+		out = append(out, fmt.Sprintf("Secret %s is managed by %s: %s; rotate through %s instead, or add %s to the target's acknowledgedManagers",
+			s.Name, m.Name, managerRisk(m, true, s.Name), m.Name, m.ID))
+	}
+	keep := carried(t, s.Data)
+	for _, k := range sortedKeys(keep) {
+		for _, r := range rotatedKeys(t) {
+			if v := s.Data[r]; len(v) >= 8 && strings.Contains(string(keep[k]), string(v)) {
+				out = append(out, fmt.Sprintf("data key %q of Secret %s contains the value of %q, so a new version would carry the old value in it: %s",
+					k, s.Name, r, embeddedFix(t, k)))
+				break
+			}
+		}
+	}
+	have := append(sortedKeys(keep), writtenKeys(t, emergency)...)
+	for _, c := range consumers {
+		for _, kr := range c.secrets[s.Name].keys {
+			if slices.Contains(have, kr.Key) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s reads key %q of Secret %s (%s), which the new version would not have, so its new pods would not start: %s",
+				c.ref, kr.Key, s.Name, kr.Where, missingKeyFix(t, s, kr.Key, emergency)))
+		}
+	}
+	return out
+}
+
+func embeddedFix(t catalog.Target, key string) string {
+	if t.Kind == catalog.KindPostgres {
+		return fmt.Sprintf("set postgres.dsnKey: %s so that rotator writes it with the new password, or remove the key", key)
+	}
+	return "remove the key from the Secret, or keep it in a Secret of its own"
+}
+
+func missingKeyFix(t catalog.Target, s *corev1.Secret, key string, emergency bool) string {
+	switch {
+	case key == PreviousKey && t.Kind == catalog.KindJWT && emergency:
+		return "an emergency rotation drops the compromised previous key: mark the reference optional: true"
+	case key == PreviousKey && t.Kind == catalog.KindJWT:
+		return "set jwt.dualKey: true, or mark the reference optional: true"
+	case s.Data[key] == nil:
+		return fmt.Sprintf("Secret %s has no such key either: fix the reference or add the key to the Secret", s.Name)
+	}
+	return "fix the reference"
+}
+
+// lingering lists the target's other versions that live objects still
+// use: a retire kept them (approve --keep-old) or a person repointed
+// something back. Their logins must keep working.
+func lingering(scan *namespaceScan, others []corev1.Secret) []Lingering {
+	var out []Lingering
+	for _, s := range others {
+		if us := scan.users(s.Name); len(us) > 0 {
+			out = append(out, Lingering{Name: s.Name, Username: string(s.Data[postgres.UsernameKey]), UsedBy: holderNames(holders(us))})
+		}
+	}
+	return out
+}
+
+func them(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
 }

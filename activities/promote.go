@@ -23,15 +23,22 @@ func (k *Kube) PromoteAndAwait(ctx context.Context, in PromoteInput) (PromoteRes
 	if err != nil {
 		return res, err
 	}
-	return res, k.AwaitRollout(ctx, AwaitInput{Namespace: in.Namespace, Rollouts: res.Rollouts})
+	aw := AwaitInput{Namespace: in.Namespace, Rollouts: res.Rollouts, Target: in.Target}
+	if in.CheckOld {
+		aw.Old = in.From.Name
+	}
+	awaited, err := k.AwaitRollout(ctx, aw)
+	res.StillOnOld = awaited.StillOnOld
+	return res, err
 }
 
 // Promote repoints every reference in each consumer's pod template from one
 // Secret to the other, one patch per workload, then relabels the two
 // versions (To current, From previous). Workloads already on To are left
-// alone, so a retry or a compensation that finds nothing to do is a no-op.
+// alone, so a retry or a compensation that finds nothing to do is a no-op;
+// a consumer deleted since preflight is skipped and reported: nothing of
+// it uses either version any more.
 func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
-	wl := k.workloads()
 	var res PromoteResult
 	// What preflight saw is used on the first attempt only: after that the
 	// workload may have been patched by the attempt before.
@@ -43,48 +50,16 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 		}
 	}
 	for _, c := range in.Consumers {
-		if s, ok := seen[c]; ok && len(s.Paths) > 0 {
-			r, err := k.promoteSeen(ctx, in, s)
-			if err == nil {
-				res.Rollouts = append(res.Rollouts, r)
-				continue
-			}
-			if !isTestFailed(err) && !apierrors.IsNotFound(err) {
-				return res, classify(fmt.Errorf("repoint %s from %s to %s: %w", c, in.From.Name, in.To.Name, err))
-			}
-			// Changed or gone since preflight: read it and decide afresh.
-		}
-		w, err := wl.get(ctx, in.Namespace, c)
+		r, err := k.repoint(ctx, in, c, seen)
 		if apierrors.IsNotFound(err) {
-			return res, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("%s was deleted during the rotation: restore it or remove it from the target's consumers", c), ErrBadInput, err)
+			activity.GetLogger(ctx).Warn("consumer deleted during the rotation; skipped", "workload", c.String())
+			res.Deleted = append(res.Deleted, c)
+			continue
 		}
-		if err != nil {
-			return res, classify(fmt.Errorf("get %s: %w", c, err))
-		}
-		patch, n, err := repointPatch("/spec/template", &w.template.Spec, w.meta.GetAnnotations(), in.From.Name, in.To.Name, in.Reason)
 		if err != nil {
 			return res, err
 		}
-		if n == 0 {
-			if len(secretRefPaths(&w.template.Spec, in.To.Name)) == 0 {
-				return res, temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("%s references neither %s nor %s any more: someone edited it during the rotation", c, in.From.Name, in.To.Name),
-					ErrConflict, nil)
-			}
-			res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: w.meta.GetGeneration(), From: in.From.Name, To: in.To.Name})
-			continue
-		}
-		patched, err := wl.patch(ctx, in.Namespace, c, patch)
-		if err != nil {
-			// A failed test op (a concurrent edit) is an Invalid error;
-			// the retry re-reads the workload and builds a fresh patch.
-			return res, classify(fmt.Errorf("repoint %s from %s to %s: %w", c, in.From.Name, in.To.Name, err), isTestFailed)
-		}
-		activity.GetLogger(ctx).Info("repointed workload", "workload", c.String(), "from", in.From.Name,
-			"to", in.To.Name, "references", n, "generation", patched.meta.GetGeneration())
-		res.Rollouts = append(res.Rollouts, Rollout{Workload: c, Generation: patched.meta.GetGeneration(), Patched: true,
-			ResourceVersion: patched.meta.GetResourceVersion(), From: in.From.Name, To: in.To.Name})
+		res.Rollouts = append(res.Rollouts, r)
 	}
 	for _, name := range in.Ingresses {
 		n, err := (ingresses{k.Client}).repoint(ctx, in.Namespace, name, in.From.Name, in.To.Name, in.Reason)
@@ -104,6 +79,53 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 	return res, nil
 }
 
+// repoint moves one consumer from From to To: with the patch built from
+// what preflight saw of it, or, when it changed since (or on a retry),
+// from what it is now. A consumer that no longer exists is a NotFound
+// error for the caller to skip.
+func (k *Kube) repoint(ctx context.Context, in PromoteInput, c Workload, seen map[Workload]Seen) (Rollout, error) {
+	if s, ok := seen[c]; ok && len(s.Paths) > 0 {
+		r, err := k.promoteSeen(ctx, in, s)
+		if err == nil {
+			return r, nil
+		}
+		if !isTestFailed(err) && !apierrors.IsNotFound(err) {
+			return Rollout{}, classify(fmt.Errorf("repoint %s from %s to %s: %w", c, in.From.Name, in.To.Name, err))
+		}
+		// Changed or gone since preflight: read it and decide afresh.
+	}
+	wl := k.workloads()
+	w, err := wl.get(ctx, in.Namespace, c)
+	if apierrors.IsNotFound(err) {
+		return Rollout{}, err
+	}
+	if err != nil {
+		return Rollout{}, classify(fmt.Errorf("get %s: %w", c, err))
+	}
+	patch, n, err := repointPatch(templatePath(c.Kind), &w.template.Spec, w.meta.GetAnnotations(), in.From.Name, in.To.Name, in.Reason)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if n == 0 {
+		if len(secretRefPaths(&w.template.Spec, in.To.Name)) == 0 {
+			return Rollout{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s references neither %s nor %s any more: someone edited it during the rotation", c, in.From.Name, in.To.Name),
+				ErrConflict, nil)
+		}
+		return Rollout{Workload: c, Generation: w.meta.GetGeneration(), From: in.From.Name, To: in.To.Name}, nil
+	}
+	patched, err := wl.patch(ctx, in.Namespace, c, patch)
+	if apierrors.IsNotFound(err) {
+		return Rollout{}, err
+	}
+	if err != nil {
+		// A failed test op (a concurrent edit) is an Invalid error;
+		// the retry re-reads the workload and builds a fresh patch.
+		return Rollout{}, classify(fmt.Errorf("repoint %s from %s to %s: %w", c, in.From.Name, in.To.Name, err), isTestFailed)
+	}
+	return k.repointed(ctx, in, patched, n)
+}
+
 // promoteSeen repoints a consumer with the patch built from what
 // preflight saw of it; the patch fails as a failed test if the workload
 // changed since.
@@ -116,20 +138,37 @@ func (k *Kube) promoteSeen(ctx context.Context, in PromoteInput, s Seen) (Rollou
 	if err != nil {
 		return Rollout{}, err
 	}
-	activity.GetLogger(ctx).Info("repointed workload", "workload", s.Workload.String(), "from", in.From.Name,
-		"to", in.To.Name, "references", len(s.Paths), "generation", patched.meta.GetGeneration())
-	return Rollout{Workload: s.Workload, Generation: patched.meta.GetGeneration(), Patched: true,
+	return k.repointed(ctx, in, patched, len(s.Paths))
+}
+
+// repointed logs a patched consumer and returns its rollout. A CronJob has
+// none to wait for (its next Job starts from the new template), so its
+// template is checked here, on the object the patch returned.
+func (k *Kube) repointed(ctx context.Context, in PromoteInput, patched workload, refs int) (Rollout, error) {
+	activity.GetLogger(ctx).Info("repointed workload", "workload", patched.ref.String(), "from", in.From.Name,
+		"to", in.To.Name, "references", refs, "generation", patched.meta.GetGeneration())
+	if !rollsOut(patched.ref.Kind) {
+		if err := verifyTemplate(patched.obj, patched.ref, in.From.Name, in.To.Name); err != nil {
+			return Rollout{}, err
+		}
+	}
+	return Rollout{Workload: patched.ref, Generation: patched.meta.GetGeneration(), Patched: true,
 		ResourceVersion: patched.meta.GetResourceVersion(), From: in.From.Name, To: in.To.Name}, nil
 }
 
 // setStage labels a Secret version with its stage. Given the target, it
 // also writes the version labels, which adopts a Secret rotator did not
-// create (the unversioned original becomes version 1) in the same patch.
+// create (the unversioned original becomes version 1) in the same patch;
+// the managed-by label only where no other tool claims the Secret, whose
+// own label (Helm checks it before every upgrade) must stay.
 func (k *Kube) setStage(ctx context.Context, ns string, ref SecretRef, stage, target string) error {
 	meta := map[string]any{"labels": map[string]string{LabelStage: stage}}
 	if target != "" {
-		meta["labels"] = map[string]string{LabelStage: stage, LabelManagedBy: ManagedByValue, LabelTarget: target,
-			LabelVersion: strconv.Itoa(ref.Version)}
+		l := map[string]string{LabelStage: stage, LabelTarget: target, LabelVersion: strconv.Itoa(ref.Version)}
+		if ref.ManagedBy == "" {
+			l[LabelManagedBy] = ManagedByValue
+		}
+		meta["labels"] = l
 		if ref.Fingerprint != "" {
 			meta["annotations"] = map[string]string{AnnotationFingerprint: ref.Fingerprint}
 		}

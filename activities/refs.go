@@ -3,6 +3,7 @@ package activities
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,6 +46,85 @@ func secretRefPaths(spec *corev1.PodSpec, secret string) []string {
 	return paths
 }
 
+// secretNames lists every Secret a pod spec names, once each, sorted.
+func secretNames(spec *corev1.PodSpec) []string {
+	var names []string
+	add := func(n string) {
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				add(e.ValueFrom.SecretKeyRef.Name)
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				add(e.SecretRef.Name)
+			}
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			add(v.Secret.SecretName)
+		}
+		if v.Projected != nil {
+			for _, p := range v.Projected.Sources {
+				if p.Secret != nil {
+					add(p.Secret.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// keyRef is a data key a pod spec reads from a Secret by name, where a
+// missing key keeps the pod from starting: a kubelet refuses a container
+// whose secretKeyRef names no such key, and a volume whose items do.
+type keyRef struct {
+	Key   string `json:"key"`
+	Where string `json:"where"`
+}
+
+// keyRefs lists the keys of the Secret a pod spec needs, those marked
+// optional left out.
+func keyRefs(spec *corev1.PodSpec, secret string) []keyRef {
+	var out []keyRef
+	required := func(optional *bool) bool { return optional == nil || !*optional }
+	containers := func(field string, cs []corev1.Container) {
+		for _, c := range cs {
+			for _, e := range c.Env {
+				if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && r.SecretKeyRef.Name == secret && required(r.SecretKeyRef.Optional) {
+					out = append(out, keyRef{Key: r.SecretKeyRef.Key, Where: fmt.Sprintf("%s %s env %s", field, c.Name, e.Name)})
+				}
+			}
+		}
+	}
+	containers("init container", spec.InitContainers)
+	containers("container", spec.Containers)
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == secret && required(v.Secret.Optional) {
+			for _, it := range v.Secret.Items {
+				out = append(out, keyRef{Key: it.Key, Where: "volume " + v.Name})
+			}
+		}
+		if v.Projected != nil {
+			for _, p := range v.Projected.Sources {
+				if p.Secret != nil && p.Secret.Name == secret && required(p.Secret.Optional) {
+					for _, it := range p.Secret.Items {
+						out = append(out, keyRef{Key: it.Key, Where: "projected volume " + v.Name})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
 // patchOp is one RFC 6902 operation.
 type patchOp struct {
 	Op    string `json:"op"`
@@ -77,7 +157,7 @@ func repointPatch(templatePath string, spec *corev1.PodSpec, annotations map[str
 func seenPatch(s Seen, from, to, cause string) ([]byte, error) {
 	full := make([]string, len(s.Paths))
 	for i, p := range s.Paths {
-		full[i] = "/spec/template/spec" + p
+		full[i] = templatePath(s.Workload.Kind) + "/spec" + p
 	}
 	var annotations map[string]string
 	if s.Annotated {

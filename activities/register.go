@@ -5,6 +5,7 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"k8s.io/client-go/kubernetes"
 
@@ -21,13 +22,17 @@ type Deps struct {
 	HTTP *http.Client
 	// HeartbeatEvery is how often rollout waits heartbeat; zero means 10 s.
 	HeartbeatEvery time.Duration
+	// Temporal reads earlier rotations, for the workflows that start
+	// them.
+	Temporal client.Client
 }
 
 // Register registers every activity struct's methods with the worker.
 func Register(r worker.ActivityRegistry, d Deps) {
-	r.RegisterActivity(&Kube{Client: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HeartbeatEvery: d.HeartbeatEvery})
+	r.RegisterActivity(&Kube{Client: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HeartbeatEvery: d.HeartbeatEvery, scans: newScanner()})
 	r.RegisterActivity(&Postgres{Kube: d.Kube, Catalog: d.Catalog})
 	r.RegisterActivity(&APIKeys{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HTTP: d.HTTP})
 	r.RegisterActivity(&Vault{Client: d.Vault})
 	r.RegisterActivity(&TLS{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault})
+	r.RegisterActivity(&Rotations{Temporal: d.Temporal})
 }

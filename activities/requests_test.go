@@ -86,20 +86,34 @@ func TestPreflightRecordsWhatPromoteNeeds(t *testing.T) {
 	}
 }
 
-func TestStageFirstAttemptCreatesWithoutReading(t *testing.T) {
-	c := fake.NewClientset(secret("jwt", "u1", nil))
-	k := &Kube{Client: c}
+// jwtCatalog is a catalog with one jwt target t on Secret jwt.
+func jwtCatalog() *catalog.Catalog {
+	return &catalog.Catalog{Targets: []catalog.Target{{Name: "t", Kind: catalog.KindJWT, Namespace: testNS, Secret: "jwt", Key: "secret",
+		JWT: &catalog.JWT{Bytes: 32}}}}
+}
+
+func TestStageFirstAttemptReadsOnlyTheCurrentVersion(t *testing.T) {
+	cur := secret("jwt", "u1", nil)
+	cur.Data["issuer"] = []byte("https://issuer.example")
+	c := fake.NewClientset(cur)
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
 		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
 	if _, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p}); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(verbs(c), ","); got != "create secrets" {
-		t.Fatalf("requests = %s, want only the create (adoption moved to promote)", got)
+	if got := strings.Join(verbs(c), ","); got != "get secrets,create secrets" {
+		t.Fatalf("requests = %s, want the current version's read (for the keys it carries) and the create; adoption is promote's", got)
 	}
 	base, _ := c.CoreV1().Secrets(testNS).Get(context.Background(), "jwt", metav1.GetOptions{})
 	if len(base.Labels) != 0 {
 		t.Fatalf("stage labelled the original Secret: %v", base.Labels)
+	}
+	staged, _ := c.CoreV1().Secrets(testNS).Get(context.Background(), "jwt-2", metav1.GetOptions{})
+	if string(staged.Data["issuer"]) != "https://issuer.example" || len(staged.Data["secret"]) == 0 ||
+		string(staged.Data["secret"]) == string(cur.Data["secret"]) || staged.Annotations[AnnotationReplaces] != "jwt" {
+		t.Fatalf("staged data keys %v, annotations %v: want a new secret, the issuer carried over and the version it replaces",
+			sortedKeys(staged.Data), staged.Annotations)
 	}
 }
 
@@ -107,7 +121,7 @@ func TestStageOnANameTakenBySomebodyElseStops(t *testing.T) {
 	taken := secret("jwt-2", "u2", nil)
 	taken.Annotations = map[string]string{AnnotationRunID: "somebody-else"}
 	c := fake.NewClientset(secret("jwt", "u1", nil), taken)
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
 		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
 	_, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p})
@@ -115,7 +129,7 @@ func TestStageOnANameTakenBySomebodyElseStops(t *testing.T) {
 	if !errors.As(err, &app) || !app.NonRetryable() || app.Type() != ErrConflict {
 		t.Fatalf("err = %v, want a non-retryable conflict that names the Secret", err)
 	}
-	if got := strings.Join(verbs(c), ","); got != "create secrets,get secrets" {
+	if got := strings.Join(verbs(c), ","); got != "get secrets,create secrets,get secrets" {
 		t.Fatalf("requests = %s, want the create and a look at whose the Secret is", got)
 	}
 }
@@ -156,6 +170,12 @@ func TestPreflightAndStageAgainFindTheirOwnVersion(t *testing.T) {
 	}
 }
 
+// seenOf is what preflight records of a consumer.
+func seenOf(d *appsv1.Deployment, secret string) Seen {
+	return Seen{Workload: Workload{Kind: "Deployment", Name: d.Name}, ResourceVersion: d.ResourceVersion,
+		Paths: secretRefPaths(&d.Spec.Template.Spec, secret), Annotated: d.Annotations != nil}
+}
+
 func promoteInput(seen ...Seen) PromoteInput {
 	return PromoteInput{Namespace: testNS, Target: "t", Reason: "test",
 		From:      SecretRef{Namespace: testNS, Name: "jwt", Version: 1, Fingerprint: "sha256:aaaaaaaaaaaa"},
@@ -167,7 +187,7 @@ func TestPromotePatchesFromWhatPreflightSaw(t *testing.T) {
 	d := deployment("jwt", "7", nil)
 	c := fake.NewClientset(d, secret("jwt", "u1", nil), secret("jwt-2", "u2", map[string]string{LabelStage: StagePending}))
 	k := &Kube{Client: c}
-	seen := asWorkload(d).seen("jwt")
+	seen := seenOf(d, "jwt")
 	val, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(seen))
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +240,7 @@ func TestPromoteReadsAWorkloadThatChangedSincePreflight(t *testing.T) {
 		return false, nil, nil
 	})
 	k := &Kube{Client: c}
-	if _, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(asWorkload(d).seen("jwt"))); err != nil {
+	if _, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(seenOf(d, "jwt"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(verbs(c), ","); got != "patch deployments,get deployments,patch deployments,patch secrets,patch secrets" {
@@ -239,10 +259,11 @@ func TestVerifyCheckedInRolloutReadsNoWorkload(t *testing.T) {
 	if n := len(c.Actions()); n != 0 {
 		t.Fatalf("verify made %d requests: %v", n, verbs(c))
 	}
-	// Without the rollout's check it reads them, and finds the stale one.
+	// Without the rollout's check it reads them, and finds the consumer
+	// still on the old version.
 	in.CheckedInRollout = false
-	if _, err := activityEnv(t, k).ExecuteActivity(k.VerifyConsumers, in); err == nil || !strings.Contains(err.Error(), "still reference") {
-		t.Fatalf("err = %v, want the stale reference", err)
+	if _, err := activityEnv(t, k).ExecuteActivity(k.VerifyConsumers, in); err == nil || !strings.Contains(err.Error(), "does not reference the new Secret jwt-2") {
+		t.Fatalf("err = %v, want the consumer that missed the new version", err)
 	}
 }
 
@@ -314,7 +335,7 @@ func hasWatch(c *fake.Clientset) bool {
 	return false
 }
 
-func TestRetireDeletesByUIDWithoutReading(t *testing.T) {
+func TestRetireScansTheNamespaceAndDeletesByUID(t *testing.T) {
 	c := fake.NewClientset(secret("jwt", "u1", nil))
 	k := &Kube{Client: c}
 	ref := SecretRef{Namespace: testNS, Name: "jwt", Version: 1, UID: "u1"}
@@ -327,9 +348,11 @@ func TestRetireDeletesByUIDWithoutReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := verbs(c)
-	slices.Sort(got[:3]) // the three lists run at once
-	if got := strings.Join(got, ","); got != "list daemonsets,list deployments,list statefulsets,delete secrets" {
-		t.Fatalf("requests = %s, want the reference scan and the delete", got)
+	slices.Sort(got[:9]) // the lists run at once
+	want := "list cronjobs,list daemonsets,list deployments,list ingresses,list jobs,list pods,list replicasets,list replicationcontrollers,list statefulsets," +
+		"get secrets,delete secrets"
+	if got := strings.Join(got, ","); got != want {
+		t.Fatalf("requests = %s, want the scan of every kind that can use a Secret, a read for its managers, and the delete", got)
 	}
 	if opts.Preconditions == nil || opts.Preconditions.UID == nil || *opts.Preconditions.UID != "u1" {
 		t.Fatalf("delete preconditions = %+v, want UID u1", opts.Preconditions)
@@ -340,7 +363,7 @@ func TestRetireStillRefusesASecretInUse(t *testing.T) {
 	c := fake.NewClientset(secret("jwt", "u1", nil), deployment("jwt", "7", nil))
 	k := &Kube{Client: c}
 	_, err := activityEnv(t, k).ExecuteActivity(k.RetireSecret, RetireInput{Secret: SecretRef{Namespace: testNS, Name: "jwt", UID: "u1"}})
-	if err == nil || !strings.Contains(err.Error(), "still referenced by deployment/app") {
+	if err == nil || !strings.Contains(err.Error(), "still used by deployment/app") {
 		t.Fatalf("err = %v, want a refusal", err)
 	}
 	if _, err := c.CoreV1().Secrets(testNS).Get(context.Background(), "jwt", metav1.GetOptions{}); err != nil {

@@ -5,57 +5,62 @@ import (
 	"fmt"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// RetireSecret deletes a Secret version once no workload references it.
+// RetireSecret deletes a Secret version once no live object in its
+// namespace uses it (see namespaceScan.users). One that is still used is
+// reported (in.Report) or refused, and changes nothing; one another tool
+// manages, or one an engineer asked to keep, is labelled retired instead.
 // Deleting one that is already gone succeeds, so retries are safe.
 func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, error) {
-	users, err := k.workloads().referencing(ctx, in.Secret.Namespace, in.Secret.Name)
+	if in.Keep {
+		return k.keep(ctx, in.Secret, "kept as an engineer asked (approve --keep-old)")
+	}
+	scan, err := k.scan(ctx, in.Secret.Namespace)
 	if err != nil {
 		return RetireResult{}, classify(err)
 	}
-	if len(users) > 0 {
-		return RetireResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("Secret %s is still referenced by %s: it was kept; repoint %s, then delete it by hand",
-				in.Secret.Name, joinWorkloads(users), joinWorkloads(users)), ErrStillInUse, nil)
+	if users := holders(scan.users(in.Secret.Name)); len(users) > 0 {
+		msg := fmt.Sprintf("Secret %s is still used by %s: it was kept", in.Secret.Name, strings.Join(holderNames(users), ", "))
+		switch {
+		case in.Report:
+			return RetireResult{UsedBy: users}, nil
+		case in.StagedByRun != "":
+			// Compensation: a Job or pod started on the new version
+			// during the rotation ends by itself, so this is retried.
+			return RetireResult{}, fmt.Errorf("%s until they end", msg)
+		}
+		return RetireResult{}, temporal.NewNonRetryableApplicationError(msg+"; repoint them, then delete it by hand", ErrStillInUse, nil)
 	}
-	secrets := k.Client.CoreV1().Secrets(in.Secret.Namespace)
-	if in.StagedByRun == "" && in.Secret.UID != "" && !in.Secret.TLS {
-		// The reference carries what a read would tell: which object it is,
-		// and that no Ingress can serve it. The UID precondition keeps a
-		// Secret recreated under the name since.
-		return k.deleteSecret(ctx, in.Secret, in.Secret.UID)
-	}
-	s, err := secrets.Get(ctx, in.Secret.Name, metav1.GetOptions{})
+	s, err := k.Client.CoreV1().Secrets(in.Secret.Namespace).Get(ctx, in.Secret.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return RetireResult{}, nil
 	}
 	if err != nil {
 		return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
 	}
-	if s.Type == corev1.SecretTypeTLS {
-		served, err := (ingresses{k.Client}).serving(ctx, in.Secret.Namespace, in.Secret.Name)
-		if err != nil {
-			return RetireResult{}, err
-		}
-		if names := served[in.Secret.Name]; len(names) > 0 {
-			return RetireResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("Secret %s is still served by ingress %s: it was kept; repoint the Ingress, then delete it by hand",
-					in.Secret.Name, strings.Join(names, ", ")), ErrStillInUse, nil)
-		}
-	}
 	if in.StagedByRun != "" && s.Annotations[AnnotationRunID] != in.StagedByRun {
-		activity.GetLogger(ctx).Info("kept Secret not staged by this run", "secret", in.Secret.Name)
+		activity.GetLogger(ctx).Info("kept Secret not staged by this rotation", "secret", in.Secret.Name)
 		return RetireResult{}, nil
+	}
+	if ms := managersOf(s); len(ms) > 0 {
+		return k.keep(ctx, in.Secret, "managed by "+ms[0].Name+", which would recreate it")
 	}
 	// The UID precondition makes sure the Secret checked above is the one deleted.
 	return k.deleteSecret(ctx, in.Secret, string(s.UID))
+}
+
+// keep labels a version retired instead of deleting it.
+func (k *Kube) keep(ctx context.Context, ref SecretRef, why string) (RetireResult, error) {
+	if err := k.setStage(ctx, ref.Namespace, ref, StageRetired, ""); err != nil {
+		return RetireResult{}, err
+	}
+	activity.GetLogger(ctx).Info("kept Secret version, labelled retired", "secret", ref.Name, "why", why)
+	return RetireResult{Kept: why}, nil
 }
 
 // deleteSecret deletes a Secret version if it is still the object with
@@ -74,6 +79,3 @@ func (k *Kube) deleteSecret(ctx context.Context, ref SecretRef, uid string) (Ret
 	activity.GetLogger(ctx).Info("retired Secret version", "secret", ref.Name, "version", ref.Version)
 	return RetireResult{Deleted: true}, nil
 }
-
-// refOf makes a reference from a Secret, with the fingerprint recorded at
-// staging or computed from the key.

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,13 +15,20 @@ import (
 )
 
 // StageSecret generates the new material and stores it in an immutable
-// Secret <base>-<n>. Run twice by the same workflow run, it finds the
+// Secret <base>-<n>, which also carries every other data key of the
+// current version (a database Secret's host and port, a JWT Secret's
+// issuer): consumers that read them must find them in the new version.
+// Run twice by the same rotation (a retry, a reset run), it finds the
 // Secret it created and returns the same reference.
 func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error) {
 	p := in.Plan
+	t, err := k.Catalog.Target(p.Target)
+	if err != nil {
+		return SecretRef{}, badInput("target: %v", err)
+	}
 	secrets := k.Client.CoreV1().Secrets(p.Namespace)
 	info := activity.GetInfo(ctx)
-	run := info.WorkflowExecution.RunID
+	run := rotationKey(ctx, in.Rotation)
 	name := fmt.Sprintf("%s-%d", p.Base, p.NextVersion)
 
 	// A first attempt goes straight to the create: should the name be
@@ -37,7 +45,7 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	if err != nil {
 		return SecretRef{}, err
 	}
-	annotations := map[string]string{AnnotationRunID: run}
+	annotations := map[string]string{AnnotationRunID: run, AnnotationReplaces: p.Current.Name}
 	if p.Vault != nil {
 		// Vault is written first: it is the record, and a retry of this
 		// run gets the same material back from it rather than a new one.
@@ -49,11 +57,14 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		annotations[AnnotationVaultVersion] = strconv.Itoa(version)
 	}
 	value := data[p.Key]
+	cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
+	if err != nil {
+		return SecretRef{}, classify(fmt.Errorf("read current Secret %s for the keys it carries: %w", p.Current.Name, err))
+	}
+	kept := carried(t, cur.Data)
+	maps.Copy(kept, data)
+	data = kept
 	if p.DualKey && !in.Emergency {
-		cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
-		if err != nil {
-			return SecretRef{}, classify(fmt.Errorf("read current Secret %s for the dual key: %w", p.Current.Name, err))
-		}
 		data[PreviousKey] = cur.Data[p.Key]
 	}
 	annotations[AnnotationFingerprint] = Fingerprint(value)
@@ -113,4 +124,55 @@ func (k *Kube) ownStaged(ctx context.Context, p Plan, name, run string) (SecretR
 		return SecretRef{}, false, err
 	}
 	return refOf(existing, p.Key), true, nil
+}
+
+// StageWithoutPrevious stages, at retire of a dual-key target with
+// jwt.previous: dropAtRetire, the version after in.From: the same key and
+// every other data key, without the previous key, which then stops being
+// trusted once the consumers roll out onto it. Run twice by the same
+// rotation, it returns the Secret it created.
+func (k *Kube) StageWithoutPrevious(ctx context.Context, in DropPreviousInput) (SecretRef, error) {
+	p := in.Plan
+	t, err := k.Catalog.Target(p.Target)
+	if err != nil {
+		return SecretRef{}, badInput("target: %v", err)
+	}
+	if !t.DropsPrevious() {
+		return SecretRef{}, badInput("target %s does not drop the previous key at retire (jwt.previous)", t.Name)
+	}
+	run := rotationKey(ctx, in.Rotation)
+	secrets := k.Client.CoreV1().Secrets(p.Namespace)
+	from, err := secrets.Get(ctx, in.From.Name, metav1.GetOptions{})
+	if err != nil {
+		return SecretRef{}, classify(fmt.Errorf("read Secret %s: %w", in.From.Name, err))
+	}
+	if from.Labels[LabelTarget] != p.Target {
+		return SecretRef{}, badInput("Secret %s is not a version of target %s", in.From.Name, p.Target)
+	}
+	version, _ := strconv.Atoi(from.Labels[LabelVersion])
+	name := fmt.Sprintf("%s-%d", p.Base, version+1)
+	data := maps.Clone(from.Data)
+	delete(data, PreviousKey)
+	annotations := map[string]string{AnnotationRunID: run, AnnotationReplaces: from.Name,
+		AnnotationFingerprint: from.Annotations[AnnotationFingerprint]}
+	if v := from.Annotations[AnnotationVaultVersion]; v != "" {
+		annotations[AnnotationVaultVersion] = v
+	}
+	immutable := true
+	created, err := secrets.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace, Annotations: annotations,
+			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelTarget: p.Target,
+				LabelVersion: strconv.Itoa(version + 1), LabelStage: StagePending}},
+		Type: from.Type, Immutable: &immutable, Data: data,
+	}, metav1.CreateOptions{FieldManager: ManagedByValue})
+	if apierrors.IsAlreadyExists(err) {
+		if ref, ok, err := k.ownStaged(ctx, p, name, run); err != nil || ok {
+			return ref, err
+		}
+	}
+	if err != nil {
+		return SecretRef{}, classify(fmt.Errorf("create Secret %s: %w", name, err))
+	}
+	activity.GetLogger(ctx).Info("staged the version without the previous key", "secret", name, "replaces", from.Name)
+	return refOf(created, p.Key), nil
 }

@@ -89,7 +89,7 @@ func (c *TLS) ScanCertificates(ctx context.Context, in ScanInput) (ScanResult, e
 			continue
 		}
 		st := CertState{Target: t.Name}
-		cur, _, err := k.versions(ctx, t, "")
+		v, err := k.versions(ctx, t, "")
 		if err != nil {
 			// A permanent error (no Secret, no key) is the target's
 			// problem and is reported; anything else retries the scan.
@@ -101,14 +101,10 @@ func (c *TLS) ScanCertificates(ctx context.Context, in ScanInput) (ScanResult, e
 			res.Certificates = append(res.Certificates, st)
 			continue
 		}
-		st.Secret = cur.Name
-		s, err := c.Kube.CoreV1().Secrets(t.Namespace).Get(ctx, cur.Name, metav1.GetOptions{})
+		st.Secret = v.current.Name
+		info, err := pki.Inspect(pki.FromSecretData(v.secret.Data))
 		if err != nil {
-			return res, classify(fmt.Errorf("read Secret %s: %w", cur.Name, err))
-		}
-		info, err := pki.Inspect(pki.FromSecretData(s.Data))
-		if err != nil {
-			st.Error = fmt.Sprintf("Secret %s/%s: %v", t.Namespace, cur.Name, err)
+			st.Error = fmt.Sprintf("Secret %s/%s: %v", t.Namespace, v.current.Name, err)
 		} else {
 			st.NotAfter = info.NotAfter
 			st.Due, st.Expired = pki.Due(info, in.Now, t.TLS.RenewBefore.Duration)

@@ -14,12 +14,17 @@ import (
 
 // Labels and annotations rotator puts on the objects it manages.
 const (
-	LabelManagedBy  = "app.kubernetes.io/managed-by"
-	ManagedByValue  = "rotator"
-	LabelTarget     = "rotator.dev/target"
-	LabelVersion    = "rotator.dev/version"
-	LabelStage      = "rotator.dev/stage"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedByValue = "rotator"
+	LabelTarget    = "rotator.dev/target"
+	LabelVersion   = "rotator.dev/version"
+	LabelStage     = "rotator.dev/stage"
+	// AnnotationRunID marks what a rotation created with its key (see
+	// rotationKey).
 	AnnotationRunID = "rotator.dev/created-by-run"
+	// AnnotationReplaces names the version a staged version replaces, so
+	// a reset run knows where its rotation started.
+	AnnotationReplaces = "rotator.dev/replaces"
 	// AnnotationFingerprint records the fingerprint so status and
 	// idempotent retries need not read the value.
 	AnnotationFingerprint = "rotator.dev/fingerprint"
@@ -37,6 +42,9 @@ const (
 	StagePrevious = "previous"
 	// StageStaged marks the short-lived Secret of keys an engineer staged.
 	StageStaged = "staged"
+	// StageRetired marks a version that retire kept: another tool manages
+	// it, or an engineer asked to keep it (approve --keep-old).
+	StageRetired = "retired"
 )
 
 // PreviousKey is the data key of a dual-key JWT Secret that carries the
@@ -49,6 +57,9 @@ const (
 	ErrConflict      = "Conflict"
 	ErrRolloutFailed = "RolloutFailed"
 	ErrStillInUse    = "StillInUse"
+	// ErrRolloutStuck is a rollout that made no progress for the target's
+	// rolloutTimeout, or whose pods Kubernetes could not create.
+	ErrRolloutStuck = "RolloutStuck"
 	// ErrKeyRejected is a staged key its provider refused (401/403).
 	ErrKeyRejected = "KeyRejected"
 	// ErrNotStaged means no keys are staged yet.
@@ -72,6 +83,9 @@ type SecretRef struct {
 	UID string `json:"uid,omitempty"`
 	// TLS says it is a kubernetes.io/tls Secret, which Ingresses may serve.
 	TLS bool `json:"tls,omitempty"`
+	// ManagedBy names the other tools that manage the Secret (see
+	// acknowledgedManagers): retire keeps it, labelled retired.
+	ManagedBy string `json:"managedBy,omitempty"`
 }
 
 // Workload is a consumer of a Secret.
@@ -83,10 +97,38 @@ type Workload struct {
 // String reads like kubectl: deployment/orchestrator.
 func (w Workload) String() string { return strings.ToLower(w.Kind) + "/" + w.Name }
 
+// Holder is a live object that keeps using a Secret version because the
+// rotation does not repoint it, and why.
+type Holder struct {
+	Workload
+	Why string `json:"why,omitempty"`
+}
+
+// String reads like "pod/backup (a bare pod)".
+func (h Holder) String() string {
+	if h.Why == "" {
+		return h.Workload.String()
+	}
+	return h.Workload.String() + " (" + h.Why + ")"
+}
+
+// Lingering is another version of the target that live objects still use.
+type Lingering struct {
+	Name string `json:"name"`
+	// Username is the login it carries, for database targets.
+	Username string   `json:"username,omitempty"`
+	UsedBy   []string `json:"usedBy"`
+}
+
 // PreflightInput asks preflight to check a target before anything changes.
 type PreflightInput struct {
 	Target string       `json:"target"`
 	Kind   catalog.Kind `json:"kind"`
+	// Emergency drops a dual-key Secret's previous key, which changes the
+	// keys a consumer can read.
+	Emergency bool `json:"emergency,omitempty"`
+	// Rotation is the rotation's key (see rotationKey).
+	Rotation string `json:"rotation,omitempty"`
 }
 
 // Plan is what preflight found: everything later steps need, by reference.
@@ -115,6 +157,18 @@ type Plan struct {
 	// Seen is what preflight read of each consumer, so that promote
 	// need not read the workloads again.
 	Seen []Seen `json:"seen,omitempty"`
+	// Unmoved are the live objects that use the current version and that
+	// the rotation does not repoint; retire waits for them to go.
+	Unmoved []Holder `json:"unmoved,omitempty"`
+	// Lingering are the target's other versions that live objects use.
+	Lingering []Lingering `json:"lingering,omitempty"`
+	// OldStopsAtApply says the current credential stops working once the
+	// new one is applied (single-user PostgreSQL): nothing may be left on
+	// it.
+	OldStopsAtApply bool `json:"oldStopsAtApply,omitempty"`
+	// DropPrevious has retire roll the consumers out once more onto a
+	// version without the dual-key Secret's previous key.
+	DropPrevious bool `json:"dropPrevious,omitempty"`
 }
 
 // Seen is a consumer as preflight read it: where its pod spec names the
@@ -276,9 +330,19 @@ type DatabaseInput struct {
 // StageInput asks for a new version to be generated and stored.
 type StageInput struct {
 	Plan Plan `json:"plan"`
+	// Rotation is the rotation's key (see rotationKey).
+	Rotation string `json:"rotation,omitempty"`
 	// Emergency leaves the previous key out of a dual-key Secret, since
 	// the previous key is the compromised one.
 	Emergency bool `json:"emergency,omitempty"`
+}
+
+// DropPreviousInput asks for the version after From without the previous
+// key of a dual-key Secret.
+type DropPreviousInput struct {
+	Plan     Plan      `json:"plan"`
+	From     SecretRef `json:"from"`
+	Rotation string    `json:"rotation,omitempty"`
 }
 
 // PromoteInput repoints every consumer from one Secret to another.
@@ -297,6 +361,9 @@ type PromoteInput struct {
 	// Seen are the consumers as preflight read them (see Seen); without
 	// them, or when a workload changed since, promote reads it first.
 	Seen []Seen `json:"seen,omitempty"`
+	// CheckOld has PromoteAndAwait look through the namespace for what
+	// still uses From once the rollouts are done (see AwaitInput.Old).
+	CheckOld bool `json:"checkOld,omitempty"`
 }
 
 // Rollout is a workload whose pod template changed and the generation that
@@ -333,12 +400,30 @@ func CheckedInRollout(rollouts []Rollout, consumers []Workload, to string) bool 
 // PromoteResult lists the rollouts a promote started.
 type PromoteResult struct {
 	Rollouts []Rollout `json:"rollouts"`
+	// Deleted are consumers that no longer exist: nothing to repoint.
+	Deleted []Workload `json:"deleted,omitempty"`
+	// StillOnOld is what PromoteAndAwait found still on the old version
+	// (see AwaitResult).
+	StillOnOld []Holder `json:"stillOnOld,omitempty"`
 }
 
 // AwaitInput asks to wait until rollouts complete.
 type AwaitInput struct {
 	Namespace string    `json:"namespace"`
 	Rollouts  []Rollout `json:"rollouts"`
+	// Target, when set, bounds each rollout by the target's
+	// rolloutTimeout.
+	Target string `json:"target,omitempty"`
+	// Old, when set, has the wait look through the whole namespace once
+	// the rollouts are done for what still uses that Secret.
+	Old string `json:"old,omitempty"`
+}
+
+// AwaitResult is what still uses the old version once the rollouts are
+// done (AwaitInput.Old): objects preflight left on it, a workload created
+// since, or one the catalog's consumers leave out.
+type AwaitResult struct {
+	StillOnOld []Holder `json:"stillOnOld,omitempty"`
 }
 
 // VerifyInput asks to prove the consumers run on the new version.
@@ -357,12 +442,24 @@ type VerifyInput struct {
 // RetireInput asks to delete a Secret version nothing references any more.
 type RetireInput struct {
 	Secret SecretRef `json:"secret"`
-	// StagedByRun, when set, deletes the Secret only if that workflow run
-	// staged it: compensation must never delete a Secret it did not create.
+	// StagedByRun, when set, deletes the Secret only if the rotation with
+	// that key (see rotationKey) staged it: compensation must never
+	// delete a Secret it did not create.
 	StagedByRun string `json:"stagedByRun,omitempty"`
+	// Report has a Secret that live objects still use reported in the
+	// result, for the rotation to wait, instead of failing the call.
+	Report bool `json:"report,omitempty"`
+	// Keep labels the version retired instead of deleting it: an
+	// engineer ended the wait for its users (approve --keep-old).
+	Keep bool `json:"keep,omitempty"`
 }
 
-// RetireResult says whether the Secret was deleted by this call.
+// RetireResult says what became of the Secret.
 type RetireResult struct {
 	Deleted bool `json:"deleted"`
+	// UsedBy are the live objects that still use it (RetireInput.Report):
+	// nothing was changed.
+	UsedBy []Holder `json:"usedBy,omitempty"`
+	// Kept says why the Secret was labelled retired and not deleted.
+	Kept string `json:"kept,omitempty"`
 }

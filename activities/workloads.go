@@ -3,7 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
-	"sync"
+
+	batchv1 "k8s.io/api/batch/v1"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -16,16 +17,18 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// workload is the part of a Deployment, StatefulSet or DaemonSet that a
-// rotation reads: its metadata and pod template.
+// workload is the part of a Deployment, StatefulSet, DaemonSet or CronJob
+// that a rotation reads: its metadata and pod template (a CronJob's is its
+// job template's).
 type workload struct {
 	ref      Workload
 	meta     metav1.Object
 	template *corev1.PodTemplateSpec
+	obj      runtime.Object
 }
 
-// workloads gives the three consumer kinds one shape, so promote, rollout
-// and retire are written once.
+// workloads gives the consumer kinds one shape, so promote, rollout and
+// retire are written once.
 type workloads struct {
 	client kubernetes.Interface
 }
@@ -40,6 +43,8 @@ func (w workloads) get(ctx context.Context, ns string, ref Workload) (workload, 
 		obj, err = w.client.AppsV1().StatefulSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 	case "DaemonSet":
 		obj, err = w.client.AppsV1().DaemonSets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	case "CronJob":
+		obj, err = w.client.BatchV1().CronJobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 	default:
 		return workload{}, fmt.Errorf("workload kind %q is not supported", ref.Kind)
 	}
@@ -60,6 +65,8 @@ func (w workloads) patch(ctx context.Context, ns string, ref Workload, patch []b
 		obj, err = w.client.AppsV1().StatefulSets(ns).Patch(ctx, ref.Name, types.JSONPatchType, patch, opts)
 	case "DaemonSet":
 		obj, err = w.client.AppsV1().DaemonSets(ns).Patch(ctx, ref.Name, types.JSONPatchType, patch, opts)
+	case "CronJob":
+		obj, err = w.client.BatchV1().CronJobs(ns).Patch(ctx, ref.Name, types.JSONPatchType, patch, opts)
 	default:
 		return workload{}, fmt.Errorf("workload kind %q is not supported", ref.Kind)
 	}
@@ -67,52 +74,6 @@ func (w workloads) patch(ctx context.Context, ns string, ref Workload, patch []b
 		return workload{}, err
 	}
 	return asWorkload(obj), nil
-}
-
-// list returns every consumer-kind workload in the namespace: three list
-// calls, however many workloads there are, made at once since each waits
-// on the apiserver.
-func (w workloads) list(ctx context.Context, ns string) ([]workload, error) {
-	var deps *appsv1.DeploymentList
-	var sts *appsv1.StatefulSetList
-	var dss *appsv1.DaemonSetList
-	var errs [3]error
-	var wg sync.WaitGroup
-	wg.Go(func() { deps, errs[0] = w.client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}) })
-	wg.Go(func() { sts, errs[1] = w.client.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{}) })
-	wg.Go(func() { dss, errs[2] = w.client.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{}) })
-	wg.Wait()
-	for i, kind := range []string{"deployments", "statefulsets", "daemonsets"} {
-		if errs[i] != nil {
-			return nil, fmt.Errorf("list %s in %s: %w", kind, ns, errs[i])
-		}
-	}
-	out := make([]workload, 0, len(deps.Items)+len(sts.Items)+len(dss.Items))
-	for i := range deps.Items {
-		out = append(out, asWorkload(&deps.Items[i]))
-	}
-	for i := range sts.Items {
-		out = append(out, asWorkload(&sts.Items[i]))
-	}
-	for i := range dss.Items {
-		out = append(out, asWorkload(&dss.Items[i]))
-	}
-	return out, nil
-}
-
-// referencing returns the workloads whose pod template names the Secret.
-func (w workloads) referencing(ctx context.Context, ns, secret string) ([]Workload, error) {
-	all, err := w.list(ctx, ns)
-	if err != nil {
-		return nil, err
-	}
-	var refs []Workload
-	for _, wl := range all {
-		if len(secretRefPaths(&wl.template.Spec, secret)) > 0 {
-			refs = append(refs, wl.ref)
-		}
-	}
-	return refs, nil
 }
 
 // watch watches one workload by name from a resourceVersion on, without
@@ -129,13 +90,6 @@ func (w workloads) watch(ctx context.Context, ns string, ref Workload, resourceV
 		return w.client.AppsV1().DaemonSets(ns).Watch(ctx, opts)
 	}
 	return nil, fmt.Errorf("workload kind %q is not supported", ref.Kind)
-}
-
-// seen records what a rotation needs of a consumer that references the
-// Secret, so promote can patch it without reading it again.
-func (wl workload) seen(secret string) Seen {
-	return Seen{Workload: wl.ref, ResourceVersion: wl.meta.GetResourceVersion(),
-		Paths: secretRefPaths(&wl.template.Spec, secret), Annotated: wl.meta.GetAnnotations() != nil}
 }
 
 // listWatch watches one workload by name, for client-go's watch tools.
@@ -161,11 +115,57 @@ func (w workloads) listWatch(ns string, ref Workload) (cache.ListerWatcher, runt
 func asWorkload(obj runtime.Object) workload {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		return workload{ref: Workload{Kind: "Deployment", Name: o.Name}, meta: o, template: &o.Spec.Template}
+		return workload{ref: Workload{Kind: "Deployment", Name: o.Name}, meta: o, template: &o.Spec.Template, obj: o}
 	case *appsv1.StatefulSet:
-		return workload{ref: Workload{Kind: "StatefulSet", Name: o.Name}, meta: o, template: &o.Spec.Template}
+		return workload{ref: Workload{Kind: "StatefulSet", Name: o.Name}, meta: o, template: &o.Spec.Template, obj: o}
 	case *appsv1.DaemonSet:
-		return workload{ref: Workload{Kind: "DaemonSet", Name: o.Name}, meta: o, template: &o.Spec.Template}
+		return workload{ref: Workload{Kind: "DaemonSet", Name: o.Name}, meta: o, template: &o.Spec.Template, obj: o}
+	case *batchv1.CronJob:
+		return workload{ref: Workload{Kind: "CronJob", Name: o.Name}, meta: o, template: &o.Spec.JobTemplate.Spec.Template, obj: o}
 	}
 	panic(fmt.Sprintf("unexpected workload type %T", obj))
+}
+
+// templatePath is the JSON pointer of a workload kind's pod template.
+func templatePath(kind string) string {
+	if kind == "CronJob" {
+		return "/spec/jobTemplate/spec/template"
+	}
+	return "/spec/template"
+}
+
+// rollsOut says a new template of the kind replaces running pods; a
+// CronJob's next Job simply starts from it.
+func rollsOut(kind string) bool { return kind != "CronJob" }
+
+// blocker says why the workload would keep its pods on the old template
+// after a patch, so that preflight refuses it before anything changes.
+func (wl workload) blocker() string {
+	switch o := wl.obj.(type) {
+	case *appsv1.Deployment:
+		if o.Spec.Paused {
+			return "is paused, so it would not roll out the new Secret: resume it (kubectl rollout resume " + wl.ref.String() + ") before rotating"
+		}
+	case *appsv1.StatefulSet:
+		if o.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+			return "uses updateStrategy OnDelete, so its pods would keep the old Secret until someone deletes them: switch it to RollingUpdate before rotating"
+		}
+		if ru := o.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
+			return fmt.Sprintf("has rollingUpdate.partition %d, so its pods below that ordinal would keep the old Secret: set the partition to 0 before rotating", *ru.Partition)
+		}
+	case *appsv1.DaemonSet:
+		if o.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+			return "uses updateStrategy OnDelete, so its pods would keep the old Secret until someone deletes them: switch it to RollingUpdate before rotating"
+		}
+	}
+	return ""
+}
+
+// progressDeadline is a Deployment's own bound on a rollout without
+// progress, in seconds; 0 for kinds that have none.
+func (wl workload) progressDeadline() int32 {
+	if d, ok := wl.obj.(*appsv1.Deployment); ok && d.Spec.ProgressDeadlineSeconds != nil {
+		return *d.Spec.ProgressDeadlineSeconds
+	}
+	return 0
 }

@@ -306,6 +306,13 @@ func (t Target) Acknowledges(manager string) bool {
 	return slices.ContainsFunc(t.AcknowledgedManagers, func(m string) bool { return strings.EqualFold(m, manager) })
 }
 
+// OldStopsAtApply reports whether the current credential stops working as
+// soon as the new one is applied (a single-user PostgreSQL role has one
+// password), so nothing may be left on it.
+func (t Target) OldStopsAtApply() bool {
+	return t.Kind == KindPostgres && t.Postgres != nil && t.Postgres.Strategy == StrategySingleUser
+}
+
 // DropsPrevious reports whether a dual-key target removes the previous key
 // at retire, with a second rollout.
 func (t Target) DropsPrevious() bool {

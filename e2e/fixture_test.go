@@ -111,7 +111,7 @@ func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deploym
 	}
 	w := worker.New(devstack.temporal, f.taskQueue, worker.Options{})
 	workflows.Register(w)
-	deps := activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second}
+	deps := activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second, Temporal: devstack.temporal}
 	if spec.deps != nil {
 		spec.deps(t, ctx, f.ns, &deps)
 	}

@@ -106,6 +106,21 @@ func IsAuthFailure(err error) bool {
 	return false
 }
 
+// IsLoginRefused tells a login the server refused, for any reason but its
+// own absence: a password or role it rejects, pg_hba.conf, no CONNECT on
+// the database (insufficient_privilege), or the role's connection limit.
+func IsLoginRefused(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "28P01", "28000", "42501", "53300":
+		return true
+	}
+	return false
+}
+
 // NewPassword returns 32 random bytes in URL-safe base64: 43 printable
 // characters that need no escaping in a DSN or a shell.
 func NewPassword() (string, error) {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -107,4 +108,61 @@ func SetupAlternating(ctx context.Context, conn *pgx.Conn, owner string, users [
 		}
 	}
 	return did, nil
+}
+
+// adminOptionVersion is the first server_version_num at which CREATEROLE
+// alone no longer lets a role change another role's password: PostgreSQL
+// 16 also asks for ADMIN OPTION on that role.
+const adminOptionVersion = 160000
+
+// MissingAdminRights says what the connected role lacks to set the
+// passwords of the given roles, or "" when it lacks nothing: SUPERUSER, or
+// CREATEROLE and, from PostgreSQL 16 on, ADMIN OPTION on each role.
+func MissingAdminRights(ctx context.Context, conn *pgx.Conn, roles []string) (string, error) {
+	var name string
+	var super, createRole bool
+	var version int
+	if err := conn.QueryRow(ctx, `SELECT rolname, rolsuper, rolcreaterole, current_setting('server_version_num')::int
+		FROM pg_roles WHERE rolname = current_user`).Scan(&name, &super, &createRole, &version); err != nil {
+		return "", fmt.Errorf("read the rights of the connected role: %w", err)
+	}
+	return missingRights(name, super, createRole, version, func(role string) (bool, error) {
+		var ok bool
+		err := conn.QueryRow(ctx, "SELECT pg_has_role(current_user, $1, 'USAGE WITH ADMIN OPTION')", role).Scan(&ok)
+		if err != nil {
+			return false, fmt.Errorf("check ADMIN OPTION on %s: %w", role, err)
+		}
+		return ok, nil
+	}, roles)
+}
+
+// missingRights is MissingAdminRights' rule, apart from the queries.
+func missingRights(name string, super, createRole bool, version int, hasAdmin func(string) (bool, error), roles []string) (string, error) {
+	switch {
+	case super:
+		return "", nil
+	case !createRole:
+		return fmt.Sprintf("role %s has neither CREATEROLE nor SUPERUSER, and setting another role's password takes one of them: ALTER ROLE %s CREATEROLE", name, ident(name)), nil
+	case version < adminOptionVersion:
+		return "", nil
+	}
+	var without []string
+	for _, r := range roles {
+		ok, err := hasAdmin(r)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			without = append(without, r)
+		}
+	}
+	if len(without) == 0 {
+		return "", nil
+	}
+	grants := make([]string, len(without))
+	for i, r := range without {
+		grants[i] = fmt.Sprintf("GRANT %s TO %s WITH ADMIN OPTION", ident(r), ident(name))
+	}
+	return fmt.Sprintf("role %s has CREATEROLE but no ADMIN OPTION on %s, which PostgreSQL 16 and later ask for to set a password: %s",
+		name, strings.Join(without, ", "), strings.Join(grants, "; ")), nil
 }

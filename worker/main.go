@@ -135,6 +135,7 @@ func run(log *slog.Logger, args []string) error {
 	}
 	w := worker.New(tc, t.TaskQueue, opts)
 	workflows.Register(w)
+	deps.Temporal = tc
 	activities.Register(w, deps)
 	log.Info("worker starting", "temporal", t.Address, "namespace", t.Namespace, "task_queue", t.TaskQueue,
 		"catalog", *catalogPath, "targets", len(cat.Targets))

@@ -47,19 +47,19 @@ func TestAPIKeysRotation(t *testing.T) { runQuiet(t, new(apiKeysSuite)) }
 func (s *apiKeysSuite) SetupTest() { s.newEnv(keysTarget, kube, keysActs, vaultActs) }
 
 func (s *apiKeysSuite) preflight(p activities.Plan) {
-	s.env.OnActivity(kube.Preflight, mock.Anything, activities.PreflightInput{Target: keysTarget, Kind: "apikeys"}).Return(keysPlan, nil).Once()
+	s.env.OnActivity(kube.Preflight, mock.Anything, preflightOf(keysTarget, "apikeys")).Return(keysPlan, nil).Once()
 	s.env.OnActivity(keysActs.PreflightKeys, mock.Anything, keysPlan).Return(p, nil).Once()
 }
 
 // change mocks stage to verify, with the Vault labels moving at promote.
 func (s *apiKeysSuite) change(p activities.Plan, emergency bool) {
-	s.env.OnActivity(kube.StageSecret, mock.Anything, activities.StageInput{Plan: p, Emergency: emergency}).Return(keysNew, nil).Once()
+	s.env.OnActivity(kube.StageSecret, mock.Anything, stageOf(p, emergency)).Return(keysNew, nil).Once()
 	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool {
 		return in.From == keysOld && in.To == keysNew
 	})).Return(rollouts, nil).Once()
 	s.env.OnActivity(vaultActs.PromoteVersion, mock.Anything, activities.VaultInput{Vault: *p.Vault, Version: 4}).Return(prior, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, mock.Anything).Return(nil).Once()
-	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(kube.AwaitRollout, mock.Anything, mock.Anything).Return(activities.AwaitResult{}, nil).Once()
+	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(activities.AwaitResult{}, nil).Once()
 	s.env.OnActivity(keysActs.Probe, mock.Anything, p).Return(nil).Once()
 }
 
@@ -78,7 +78,7 @@ func (s *apiKeysSuite) TestWaitsForKeysThenRevokesAfterGrace() {
 	s.preflight(p)
 	s.env.OnActivity(keysActs.VerifyStagedKeys, mock.Anything, p).Return(staged, nil).Once()
 	s.change(p, false)
-	s.env.OnActivity(kube.RetireSecret, mock.Anything, activities.RetireInput{Secret: keysOld}).Return(activities.RetireResult{Deleted: true}, nil).Once()
+	s.env.OnActivity(kube.RetireSecret, mock.Anything, retireOf(keysOld)).Return(activities.RetireResult{Deleted: true}, nil).Once()
 	s.env.OnActivity(keysActs.RevokeOldKeys, mock.Anything, p).Return(activities.RevokeResult{Revoked: []string{"openai:key_old", "anthropic:apikey_old"}}, nil).Once()
 
 	var waiting, inGrace workflows.Status
@@ -112,7 +112,7 @@ func (s *apiKeysSuite) TestRefusedKeyChangesNothingAndWaitsForBetterKeys() {
 	s.env.OnActivity(keysActs.VerifyStagedKeys, mock.Anything, p).Return(activities.StagedKeys{}, refused).Once()
 	s.env.OnActivity(keysActs.VerifyStagedKeys, mock.Anything, p).Return(staged, nil).Once()
 	s.change(p, true)
-	s.env.OnActivity(kube.RetireSecret, mock.Anything, activities.RetireInput{Secret: keysOld}).Return(activities.RetireResult{Deleted: true}, nil).Once()
+	s.env.OnActivity(kube.RetireSecret, mock.Anything, retireOf(keysOld)).Return(activities.RetireResult{Deleted: true}, nil).Once()
 	s.env.OnActivity(keysActs.RevokeOldKeys, mock.Anything, p).Return(activities.RevokeResult{Revoked: []string{"openai:key_old"}}, nil).Once()
 
 	var first, second error = errNotCalled, errNotCalled
@@ -152,7 +152,7 @@ func (s *apiKeysSuite) TestWithoutAdminKeyRetireWaitsForApproval() {
 	s.preflight(p)
 	s.env.OnActivity(keysActs.VerifyStagedKeys, mock.Anything, p).Return(staged, nil).Once()
 	s.change(p, false)
-	s.env.OnActivity(kube.RetireSecret, mock.Anything, activities.RetireInput{Secret: keysOld}).Return(activities.RetireResult{Deleted: true}, nil).Once()
+	s.env.OnActivity(kube.RetireSecret, mock.Anything, retireOf(keysOld)).Return(activities.RetireResult{Deleted: true}, nil).Once()
 	s.env.OnActivity(keysActs.RevokeOldKeys, mock.Anything, p).Return(activities.RevokeResult{Revoked: []string{"openai:key_old"}}, nil).Once()
 
 	s.stageKeys(time.Hour, func(error) {})
@@ -179,11 +179,11 @@ func (s *apiKeysSuite) TestFailedRolloutRestoresVaultLabels() {
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(keysNew, nil).Once()
 	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == keysNew })).Return(rollouts, nil).Once()
 	s.env.OnActivity(vaultActs.PromoteVersion, mock.Anything, mock.Anything).Return(prior, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: p.Namespace, Rollouts: rollouts.Rollouts}).
-		Return(temporal.NewNonRetryableApplicationError("deployment/orchestrator: ProgressDeadlineExceeded", activities.ErrRolloutFailed, nil)).Once()
+	s.env.OnActivity(kube.AwaitRollout, mock.Anything, awaitOf(rollouts.Rollouts)).
+		Return(activities.AwaitResult{}, temporal.NewNonRetryableApplicationError("deployment/orchestrator: ProgressDeadlineExceeded", activities.ErrRolloutFailed, nil)).Once()
 	back := activities.PromoteResult{Rollouts: []activities.Rollout{{Workload: app, Generation: 3, Patched: true}}}
 	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == keysOld })).Return(back, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: p.Namespace, Rollouts: back.Rollouts}).Return(nil).Once()
+	s.env.OnActivity(kube.AwaitRollout, mock.Anything, awaitOf(back.Rollouts)).Return(activities.AwaitResult{}, nil).Once()
 	s.env.OnActivity(vaultActs.RollbackVersion, mock.Anything, activities.VaultInput{Vault: *p.Vault, Version: 4, Restore: prior}).Return(nil).Once()
 	s.env.OnActivity(keysActs.DiscardStagedKeys, mock.Anything, p).Return(nil).Once()
 	s.env.OnActivity(kube.RetireSecret, mock.Anything, mock.MatchedBy(func(in activities.RetireInput) bool {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -34,6 +35,15 @@ func (r *rotation) handle(ctx workflow.Context) error {
 	); err != nil {
 		return fmt.Errorf("register abort update: %w", err)
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetry,
+		func(ctx workflow.Context, d Decision) (Status, error) {
+			r.retry(ctx, d)
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return r.canRetry(d) }},
+	); err != nil {
+		return fmt.Errorf("register retry update: %w", err)
+	}
 	if r.steps.obtain != nil {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateKeysStaged,
 			func(ctx workflow.Context, d Decision) (Status, error) { return r.keysStaged(ctx, d) },
@@ -57,6 +67,7 @@ func (r *rotation) handle(ctx workflow.Context) error {
 	}
 	approveCh := workflow.GetSignalChannel(ctx, SignalApprove)
 	abortCh := workflow.GetSignalChannel(ctx, SignalAbort)
+	retryCh := workflow.GetSignalChannel(ctx, SignalRetry)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var d Decision
@@ -77,6 +88,14 @@ func (r *rotation) handle(ctx workflow.Context) error {
 				}
 				r.abort(ctx, d)
 			})
+			sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &d)
+				if err := r.canRetry(d); err != nil {
+					workflow.GetLogger(ctx).Warn("retry signal ignored", "reason", err, "by", d.By)
+					return
+				}
+				r.retry(ctx, d)
+			})
 			sel.Select(ctx)
 		}
 	})
@@ -86,6 +105,19 @@ func (r *rotation) handle(ctx workflow.Context) error {
 func (r *rotation) canApprove(d Decision) error {
 	if d.By == "" {
 		return fmt.Errorf(`by: is required: say who approves, e.g. {"by": "alice", "reason": "tokens migrated"}`)
+	}
+	if d.KeepOld && !r.safe {
+		return fmt.Errorf("keepOld: this rotation started before retire could keep the old version: approve without it")
+	}
+	if r.st.Step == StepRetire && len(r.st.RetireWaitsFor) > 0 {
+		if !d.KeepOld {
+			return fmt.Errorf("rotation of %s was approved already and waits for %s to stop using the old version: to finish now and keep it, approve with keepOld (starter approve %s --keep-old)",
+				r.in.Target, strings.Join(r.st.RetireWaitsFor, ", "), r.in.Target)
+		}
+		if r.keepOld {
+			return fmt.Errorf("rotation of %s keeps the old version already, as %s asked", r.in.Target, r.st.KeptOld.By)
+		}
+		return nil
 	}
 	if r.st.Step != StepGrace {
 		return fmt.Errorf("rotation of %s is in step %s, not grace: approve ends a grace period only", r.in.Target, r.st.Step)
@@ -119,8 +151,31 @@ func (r *rotation) decided() string {
 
 func (r *rotation) approve(ctx workflow.Context, d Decision) {
 	d.At = workflow.Now(ctx)
-	r.st.Approved = &d
-	workflow.GetLogger(ctx).Info("grace approved", "target", r.in.Target, "by", d.By, "reason", d.Reason)
+	if d.KeepOld {
+		r.keepOld, r.st.KeptOld = true, &d
+		workflow.GetLogger(ctx).Info("old version kept", "target", r.in.Target, "by", d.By, "reason", d.Reason)
+	}
+	if r.st.Step == StepGrace {
+		r.st.Approved = &d
+		workflow.GetLogger(ctx).Info("grace approved", "target", r.in.Target, "by", d.By, "reason", d.Reason)
+	}
+}
+
+func (r *rotation) canRetry(d Decision) error {
+	if d.By == "" {
+		return fmt.Errorf(`by: is required: say who retries, e.g. {"by": "alice", "reason": "RBAC fixed"}`)
+	}
+	if r.st.Step != StepCompensationFailed {
+		return fmt.Errorf("rotation of %s is in step %s, not %s: retry runs a rollback that could not finish again", r.in.Target, r.st.Step, StepCompensationFailed)
+	}
+	return nil
+}
+
+func (r *rotation) retry(ctx workflow.Context, d Decision) {
+	d.At = workflow.Now(ctx)
+	r.st.Retried = append(r.st.Retried, d)
+	r.retries++
+	workflow.GetLogger(ctx).Info("compensation retried", "target", r.in.Target, "by", d.By, "reason", d.Reason)
 }
 
 // abort also cancels the step in flight, so an abort during a long rollout

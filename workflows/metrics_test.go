@@ -52,7 +52,7 @@ func (s *metricsSuite) forward(verifyErr error) {
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()
 	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool { return in.To == newRef })).
 		Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(verifyErr).Once()
+	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(activities.AwaitResult{}, verifyErr).Once()
 }
 
 // rollback mocks a compensation; promoteErr makes re-pointing fail.
@@ -63,14 +63,14 @@ func (s *metricsSuite) rollback(promoteErr error) {
 	if promoteErr != nil {
 		return
 	}
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: back.Rollouts}).Return(nil).Once()
+	s.env.OnActivity(kube.AwaitRollout, mock.Anything, awaitOf(back.Rollouts)).Return(activities.AwaitResult{}, nil).Once()
 	s.env.OnActivity(kube.RetireSecret, mock.Anything, mock.MatchedBy(func(in activities.RetireInput) bool { return in.StagedByRun != "" })).
 		Return(activities.RetireResult{Deleted: true}, nil).Once()
 }
 
 func (s *metricsSuite) TestCompletedRotationSetsLastSuccessAndGraceWhileInGrace() {
 	s.forward(nil)
-	s.env.OnActivity(kube.RetireSecret, mock.Anything, activities.RetireInput{Secret: oldRef}).
+	s.env.OnActivity(kube.RetireSecret, mock.Anything, retireOf(oldRef)).
 		Return(activities.RetireResult{Deleted: true}, nil).Once()
 	var started, deadline, lastSuccessInGrace float64
 	var inGrace workflows.Status

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -37,8 +38,28 @@ func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error
 		apply: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(short(ctx), pg.ApplyPassword, db(r)).Get(ctx, nil)
 		},
+		// Single-user: the old password comes back before the consumers
+		// move back to it. Alternating-users: the user that was to take
+		// over is locked again once they are back on the other one.
+		restore: func(ctx workflow.Context, r *rotation) error {
+			return workflow.ExecuteActivity(ctx, pg.RestorePassword, db(r)).Get(ctx, nil)
+		},
 		undoApply: func(ctx workflow.Context, r *rotation) error {
-			return workflow.ExecuteActivity(short(ctx), pg.RestorePassword, db(r)).Get(ctx, nil)
+			return workflow.ExecuteActivity(ctx, pg.LockNewUser, db(r)).Get(ctx, nil)
+		},
+		left: func(r *rotation) string {
+			pp, n := r.plan.Postgres, r.stagedNew().Name
+			switch {
+			case pp == nil:
+				return ""
+			case pp.Strategy == catalog.StrategySingleUser && r.undo.restored:
+				return fmt.Sprintf("PostgreSQL role %s has its previous password again", pp.Username)
+			case pp.Strategy == catalog.StrategySingleUser:
+				return fmt.Sprintf("PostgreSQL role %s may have the new password of %s, and then the previous one no longer works", pp.Username, n)
+			case r.undo.undone:
+				return fmt.Sprintf("PostgreSQL login role %s is locked again", pp.Username)
+			}
+			return fmt.Sprintf("PostgreSQL login role %s may log in with the new password of %s (not locked again)", pp.Username, n)
 		},
 		verify: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(dbLogin(ctx), pg.VerifyLogin, db(r)).Get(ctx, nil)

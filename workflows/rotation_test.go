@@ -35,17 +35,17 @@ func (s *rotationSuite) SetupTest() { s.newEnv(target, kube) }
 
 // happyPath mocks every step to succeed.
 func (s *rotationSuite) happyPath() {
-	s.env.OnActivity(kube.Preflight, mock.Anything, activities.PreflightInput{Target: target, Kind: "jwt"}).Return(plan, nil).Once()
-	s.env.OnActivity(kube.StageSecret, mock.Anything, activities.StageInput{Plan: plan}).Return(newRef, nil).Once()
+	s.env.OnActivity(kube.Preflight, mock.Anything, preflightOf(target, "jwt")).Return(plan, nil).Once()
+	s.env.OnActivity(kube.StageSecret, mock.Anything, stageOf(plan, false)).Return(newRef, nil).Once()
 	// Without a Vault record, promote and the rollout wait are one activity.
 	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool {
 		return in.From == oldRef && in.To == newRef && in.Target == target
 	})).Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(activities.AwaitResult{}, nil).Once()
 }
 
 func (s *rotationSuite) expectRetireOld() {
-	s.env.OnActivity(kube.RetireSecret, mock.Anything, activities.RetireInput{Secret: oldRef}).
+	s.env.OnActivity(kube.RetireSecret, mock.Anything, retireOf(oldRef)).
 		Return(activities.RetireResult{Deleted: true}, nil).Once()
 }
 
@@ -55,7 +55,7 @@ func (s *rotationSuite) expectRollback() {
 	s.env.OnActivity(kube.Promote, mock.Anything, mock.MatchedBy(func(in activities.PromoteInput) bool {
 		return in.From == newRef && in.To == oldRef
 	})).Return(back, nil).Once()
-	s.env.OnActivity(kube.AwaitRollout, mock.Anything, activities.AwaitInput{Namespace: plan.Namespace, Rollouts: back.Rollouts}).Return(nil).Once()
+	s.env.OnActivity(kube.AwaitRollout, mock.Anything, awaitOf(back.Rollouts)).Return(activities.AwaitResult{}, nil).Once()
 	s.env.OnActivity(kube.RetireSecret, mock.Anything, mock.MatchedBy(func(in activities.RetireInput) bool {
 		return in.Secret.Name == newRef.Name && in.StagedByRun != ""
 	})).Return(activities.RetireResult{Deleted: true}, nil).Once()
@@ -131,7 +131,7 @@ func (s *rotationSuite) TestApproveOutsideGraceIsRefused() {
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil)
 	// The rollout takes an hour, so the rotation is in promote when approve arrives.
 	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.Anything).After(time.Hour).Return(rollouts, nil)
-	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil)
+	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(activities.AwaitResult{}, nil)
 	s.expectRetireOld()
 	var rejected error
 	s.env.RegisterDelayedCallback(func() {
@@ -186,7 +186,7 @@ func (s *rotationSuite) TestAbortInGraceCompensates() {
 	st := s.status()
 	s.Equal(workflows.StepRolledBack, st.Step)
 	s.Equal("rolled back", st.Consumers[0].State)
-	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, activities.RetireInput{Secret: oldRef})
+	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, retireOf(oldRef))
 }
 
 func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
@@ -218,7 +218,7 @@ func (s *rotationSuite) TestFailedRolloutCompensates() {
 	s.Equal("RotationFailed", app.Type())
 	s.Contains(app.Error(), "progress deadline")
 	s.Equal(workflows.StepRolledBack, s.status().Step)
-	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, activities.RetireInput{Secret: oldRef})
+	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, retireOf(oldRef))
 }
 
 func (s *rotationSuite) TestStageFailureDeletesOnlyWhatItStaged() {
@@ -276,9 +276,9 @@ func (s *rotationSuite) TestGraceOverride() {
 
 func (s *rotationSuite) TestEmergencySkipsGrace() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
-	s.env.OnActivity(kube.StageSecret, mock.Anything, activities.StageInput{Plan: plan, Emergency: true}).Return(newRef, nil).Once()
+	s.env.OnActivity(kube.StageSecret, mock.Anything, stageOf(plan, true)).Return(newRef, nil).Once()
 	s.env.OnActivity(kube.PromoteAndAwait, mock.Anything, mock.Anything).Return(rollouts, nil).Once()
-	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(nil).Once()
+	s.env.OnActivity(kube.VerifyConsumers, mock.Anything, mock.Anything).Return(activities.AwaitResult{}, nil).Once()
 	s.expectRetireOld()
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target, Emergency: true, RequestedBy: "sec-team"})
 	st := s.result()
@@ -290,7 +290,7 @@ func (s *rotationSuite) TestEmergencySkipsGrace() {
 
 func (s *rotationSuite) TestRetireRefusalFailsWithoutRollback() {
 	s.happyPath()
-	s.env.OnActivity(kube.RetireSecret, mock.Anything, activities.RetireInput{Secret: oldRef}).Return(activities.RetireResult{},
+	s.env.OnActivity(kube.RetireSecret, mock.Anything, retireOf(oldRef)).Return(activities.RetireResult{},
 		temporal.NewNonRetryableApplicationError("Secret orchestrator-jwt-secret is still referenced by deployment/late", activities.ErrStillInUse, nil)).Once()
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target, Grace: "1h"})
 	err := s.env.GetWorkflowError()

@@ -59,6 +59,18 @@ func ScheduledRotation(ctx workflow.Context, in ScheduledInput) (ScheduledResult
 		requestedBy = "schedule " + id
 	}
 	id := WorkflowID(in.Target)
+	if workflow.GetVersion(ctx, "check-last-rotation", workflow.DefaultVersion, 1) == 1 {
+		skip, err := needsPerson(ctx, in.Target)
+		if err != nil {
+			return res, err
+		}
+		if skip != "" {
+			// Failed, not skipped: a person must look.
+			res.Skipped = skip + ": this scheduled run did not start a rotation"
+			workflow.GetLogger(ctx).Warn(res.Skipped, "target", in.Target, "workflowID", id)
+			return res, temporal.NewNonRetryableApplicationError(res.Skipped, ErrNeedsPerson, nil)
+		}
+	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: id,
 		// The rotation runs for days in grace; the wrapper must not take
@@ -106,4 +118,32 @@ func checkScheduledInput(in ScheduledInput) (string, error) {
 			in.Kind, catalog.Kinds()), activities.ErrBadInput, nil)
 	}
 	return wfType, nil
+}
+
+var rotations *activities.Rotations
+
+// ErrNeedsPerson fails a scheduled start or a renewal that would rotate a
+// target whose last rollback did not finish.
+const ErrNeedsPerson = "NeedsPerson"
+
+// needsPerson says why the target must not be rotated now, or "": its last
+// rotation left a rollback unfinished, and a new rotation on top would
+// start from a state nobody has looked at.
+func needsPerson(ctx workflow.Context, target string) (string, error) {
+	var last activities.LastRotation
+	if err := workflow.ExecuteActivity(short(ctx), rotations.LastRotation, activities.LastRotationInput{
+		WorkflowID: WorkflowID(target), StepAttribute: SearchStep.GetName(),
+	}).Get(ctx, &last); err != nil {
+		return "", err
+	}
+	if !last.Found || Step(last.Step) != StepCompensationFailed {
+		return "", nil
+	}
+	how := "is waiting for a person"
+	if last.Status != "running" {
+		how = "ended (" + last.Status + ") while it waited for a person"
+	}
+	return fmt.Sprintf("the last rotation of %s (workflow %s, run %s) could not finish its rollback and %s: "+
+		"see starter status %s, fix what it names and run starter retry %s, or repair it by hand and start a rotation yourself",
+		target, WorkflowID(target), last.RunID, how, target, target), nil
 }

@@ -18,9 +18,39 @@ type scheduleSuite struct{ envSuite }
 
 func TestScheduledRotation(t *testing.T) { runQuiet(t, new(scheduleSuite)) }
 
+var rotationActs *activities.Rotations
+
 func (s *scheduleSuite) SetupTest() {
-	s.newEnv("")
+	s.newEnv("", rotationActs)
 	s.env.RegisterWorkflowWithOptions(fakeScheduler, workflow.RegisterOptions{Name: "fakeScheduler"})
+	s.lastRotation(activities.LastRotation{Found: true, Status: "completed", Step: string(workflows.StepDone)})
+}
+
+// lastRotation mocks what Temporal says of the target's last rotation.
+func (s *scheduleSuite) lastRotation(last activities.LastRotation) {
+	s.env.OnActivity(rotationActs.LastRotation, mock.Anything, mock.MatchedBy(func(in activities.LastRotationInput) bool {
+		return in.StepAttribute == workflows.SearchStep.GetName()
+	})).Return(last, nil).Maybe()
+}
+
+// TestLastRollbackUnfinishedFailsAndStartsNothing: a target whose last
+// rotation could not finish its rollback is not rotated again by a
+// Schedule; the run fails, saying why and what to do.
+func (s *scheduleSuite) TestLastRollbackUnfinishedFailsAndStartsNothing() {
+	for _, status := range []string{"running", "terminated"} {
+		s.Run(status, func() {
+			s.newEnv("", rotationActs)
+			s.lastRotation(activities.LastRotation{Found: true, RunID: "r1", Status: status, Step: string(workflows.StepCompensationFailed)})
+			s.env.ExecuteWorkflow(workflows.TypeScheduledRotation, workflows.ScheduledInput{Target: "orchestrator-jwt", Kind: "jwt"})
+			err := s.env.GetWorkflowError()
+			var app *temporal.ApplicationError
+			s.Require().True(errors.As(err, &app), "want a failure, got %v", err)
+			s.Equal(workflows.ErrNeedsPerson, app.Type())
+			for _, want := range []string{"could not finish its rollback", "run r1", "starter retry orchestrator-jwt", "did not start a rotation"} {
+				s.Contains(app.Error(), want)
+			}
+		})
+	}
 }
 
 // fakeScheduler plays the Temporal server's scheduler, which the test

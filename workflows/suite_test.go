@@ -3,13 +3,17 @@ package workflows_test
 import (
 	"log/slog"
 	"os"
+	"reflect"
 	"testing"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
+	"rotator/activities"
+	"rotator/catalog"
 	"rotator/workflows"
 )
 
@@ -53,4 +57,28 @@ func (s *envSuite) status() workflows.Status {
 	var st workflows.Status
 	s.Require().NoError(v.Get(&st))
 	return st
+}
+
+// preflightOf matches the preflight of the target, whatever the
+// rotation's key.
+func preflightOf(target string, kind catalog.Kind) any {
+	return mock.MatchedBy(func(in activities.PreflightInput) bool { return in.Target == target && in.Kind == kind })
+}
+
+// stageOf matches the stage of the plan.
+func stageOf(p activities.Plan, emergency bool) any {
+	return mock.MatchedBy(func(in activities.StageInput) bool {
+		return reflect.DeepEqual(in.Plan, p) && in.Emergency == emergency && in.Rotation != ""
+	})
+}
+
+// retireOf matches retire's deletion of a version the rotation replaced
+// (not a compensation's of the version it staged).
+func retireOf(ref activities.SecretRef) any {
+	return mock.MatchedBy(func(in activities.RetireInput) bool { return in.Secret == ref && in.StagedByRun == "" })
+}
+
+// awaitOf matches the wait for the rollouts.
+func awaitOf(rollouts []activities.Rollout) any {
+	return mock.MatchedBy(func(in activities.AwaitInput) bool { return reflect.DeepEqual(in.Rollouts, rollouts) })
 }

@@ -50,6 +50,8 @@ type Renewal struct {
 	RunID  string `json:"runID,omitempty"`
 	// Skipped says why no renewal was started.
 	Skipped string `json:"skipped,omitempty"`
+	// NeedsPerson says the last rotation's rollback did not finish.
+	NeedsPerson bool `json:"needsPerson,omitempty"`
 }
 
 // ScanStatus is what a scan found and did; it is also its status query.
@@ -90,7 +92,10 @@ func CertificateScan(ctx workflow.Context, _ CertificateScanInput) (ScanStatus, 
 			continue
 		}
 		r := startRenewal(ctx, c.Target)
-		if r.Skipped == "" && r.RunID == "" {
+		switch {
+		case r.NeedsPerson:
+			st.Failures = append(st.Failures, fmt.Sprintf("%s: %s", c.Target, r.Skipped))
+		case r.Skipped == "" && r.RunID == "":
 			st.Failures = append(st.Failures, fmt.Sprintf("%s: the renewal did not start", c.Target))
 		}
 		st.Renewals = append(st.Renewals, r)
@@ -107,6 +112,16 @@ func CertificateScan(ctx workflow.Context, _ CertificateScanInput) (ScanStatus, 
 // runs its grace period long after the scan ended; one already running is
 // left alone.
 func startRenewal(ctx workflow.Context, target string) Renewal {
+	if workflow.GetVersion(ctx, "check-last-rotation", workflow.DefaultVersion, 1) == 1 {
+		skip, err := needsPerson(ctx, target)
+		if err != nil {
+			workflow.GetLogger(ctx).Error("could not read the last rotation", "target", target, "error", err)
+			return Renewal{Target: target}
+		}
+		if skip != "" {
+			return Renewal{Target: target, Skipped: skip, NeedsPerson: true}
+		}
+	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            WorkflowID(target),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,

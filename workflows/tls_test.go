@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -21,7 +22,15 @@ func TestCertificateScanRenewsDueAndReportsFailures(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(certActs)
+	env.RegisterActivity(rotationActs)
 	workflows.Register(env)
+	env.OnActivity(rotationActs.LastRotation, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.LastRotationInput) (activities.LastRotation, error) {
+			if in.WorkflowID == workflows.WorkflowID("stuck") {
+				return activities.LastRotation{Found: true, RunID: "r9", Status: "running", Step: string(workflows.StepCompensationFailed)}, nil
+			}
+			return activities.LastRotation{}, nil
+		})
 	start := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	env.SetStartTime(start)
 	env.OnActivity(certActs.ScanCertificates, mock.Anything, mock.MatchedBy(func(in activities.ScanInput) bool {
@@ -32,6 +41,7 @@ func TestCertificateScanRenewsDueAndReportsFailures(t *testing.T) {
 		{Target: "expired", Secret: "expired-tls", NotAfter: start.Add(-time.Hour), Due: true, Expired: true},
 		{Target: "garbage", Secret: "garbage-tls", Error: "Secret ns/garbage-tls: tls.crt holds no PEM certificate"},
 		{Target: "missing", Error: "target missing: secret: Secret ns/missing-tls does not exist"},
+		{Target: "stuck", Secret: "stuck-tls", NotAfter: start.Add(24 * time.Hour), Due: true},
 	}}, nil).Once()
 	// The renewals are abandoned children: the scan only waits until each
 	// has started, so what it started is read from its status.
@@ -41,7 +51,8 @@ func TestCertificateScanRenewsDueAndReportsFailures(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	err := env.GetWorkflowError()
 	require.Error(t, err, "expired and unparsable certificates must fail the scan")
-	for _, want := range []string{"3 certificates need attention", "expired: the certificate in expired-tls expired", "garbage: Secret ns/garbage-tls", "missing: target missing"} {
+	for _, want := range []string{"4 certificates need attention", "expired: the certificate in expired-tls expired", "garbage: Secret ns/garbage-tls", "missing: target missing",
+		"stuck: the last rotation of stuck (workflow rotate/stuck, run r9) could not finish its rollback"} {
 		require.Contains(t, err.Error(), want)
 	}
 	v, err := env.QueryWorkflow(workflows.QueryStatus)
@@ -50,6 +61,9 @@ func TestCertificateScanRenewsDueAndReportsFailures(t *testing.T) {
 	require.NoError(t, v.Get(&st))
 	renewed := map[string]bool{}
 	for _, r := range st.Renewals {
+		if r.NeedsPerson {
+			continue
+		}
 		require.NotEmpty(t, r.RunID, "renewal of %s did not start", r.Target)
 		renewed[r.Target] = true
 	}
