@@ -84,9 +84,9 @@ func (k *Kube) AwaitRollout(ctx context.Context, in AwaitInput) (AwaitResult, er
 	return res, nil
 }
 
-func (k *Kube) await(ctx context.Context, in AwaitInput, p *progress, every time.Duration) error {
+func (k *Kube) await(parent context.Context, in AwaitInput, p *progress, every time.Duration) error {
 	r := p.rollout
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	stop := make(chan struct{})
 	defer close(stop)
@@ -170,9 +170,9 @@ func (k *Kube) await(ctx context.Context, in AwaitInput, p *progress, every time
 	case refused != nil:
 		return refused
 	case failed != nil:
-		return temporal.NewNonRetryableApplicationError(failed.Error()+k.diagnose(ctx, in.Namespace, p.object()), ErrRolloutFailed, nil)
+		return temporal.NewNonRetryableApplicationError(failed.Error()+k.diagnose(parent, in.Namespace, p.object()), ErrRolloutFailed, nil)
 	case errors.As(context.Cause(ctx), &stuck):
-		return temporal.NewNonRetryableApplicationError(stuck.Error()+k.diagnose(ctx, in.Namespace, p.object()), ErrRolloutStuck, nil)
+		return temporal.NewNonRetryableApplicationError(stuck.Error()+k.diagnose(parent, in.Namespace, p.object()), ErrRolloutStuck, nil)
 	case err != nil:
 		return fmt.Errorf("watch rollout of %s: %w", r.Workload, err)
 	}

@@ -144,10 +144,12 @@ func podTrouble(pod *corev1.Pod) string {
 			return fmt.Sprintf("container %s exited %d: %s", cs.Name, t.ExitCode, t.Reason)
 		}
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
-			return "not ready" + strings.TrimSuffix(": "+c.Message, ": ")
-		}
+	i := slices.IndexFunc(pod.Status.Conditions, func(c corev1.PodCondition) bool { return c.Type == corev1.PodReady })
+	switch {
+	case i < 0:
+		return "not ready"
+	case pod.Status.Conditions[i].Status != corev1.ConditionTrue:
+		return "not ready" + strings.TrimSuffix(": "+pod.Status.Conditions[i].Message, ": ")
 	}
 	return ""
 }

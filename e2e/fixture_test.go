@@ -126,12 +126,7 @@ func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deploym
 // deployment returns a Deployment whose pods read the Secret in the ways
 // given by mutate; the pods land on the devstack's kwok nodes.
 func deployment(name string, replicas int32, mutate func(*corev1.PodSpec)) *appsv1.Deployment {
-	spec := corev1.PodSpec{
-		Containers:   []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
-		NodeSelector: map[string]string{"type": "kwok"},
-		Tolerations:  []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
-	}
-	mutate(&spec)
+	spec := podSpec(mutate)
 	sel := map[string]string{"app": name}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -141,6 +136,18 @@ func deployment(name string, replicas int32, mutate func(*corev1.PodSpec)) *apps
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel}, Spec: spec},
 		},
 	}
+}
+
+// podSpec is a pod that lands on the devstack's kwok nodes and reads the
+// Secret in the ways mutate gives.
+func podSpec(mutate func(*corev1.PodSpec)) corev1.PodSpec {
+	spec := corev1.PodSpec{
+		Containers:   []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+		NodeSelector: map[string]string{"type": "kwok"},
+		Tolerations:  []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+	}
+	mutate(&spec)
+	return spec
 }
 
 func envRef(secret string) func(*corev1.PodSpec) {

@@ -14,9 +14,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"rotator/activities"
 	"rotator/workflows"
 )
 
@@ -28,7 +30,7 @@ func scheduleCatalog(t *testing.T, path string, targets [][2]string) {
 	var b strings.Builder
 	b.WriteString("targets:\n")
 	for _, tg := range targets {
-		fmt.Fprintf(&b, "  - name: %s\n    kind: jwt\n    namespace: e2e-schedules\n    secret: app-jwt\n", tg[0])
+		fmt.Fprintf(&b, "  - name: %s\n    kind: jwt\n    namespace: e2e-schedules\n    secret: %s-jwt\n", tg[0], tg[0])
 		if tg[1] != "" {
 			fmt.Fprintf(&b, "    every: %s\n", tg[1])
 		}
@@ -172,8 +174,25 @@ func TestSchedulesApplyUpdatePruneList(t *testing.T) {
 // what is tested here is the schedule → ScheduledRotation → rotate/<target>
 // wiring, not a rotation (the other e2e tests run those). It runs until
 // approved, as a rotation in grace does.
+//
+// Signalled "stub-rollback-fails" instead, it does what a rotation whose
+// rollback could not finish does: it publishes the step
+// compensation-failed and waits for a person.
 func stubRotation(ctx workflow.Context, in workflows.RotateInput) (workflows.Status, error) {
-	workflow.GetSignalChannel(ctx, workflows.SignalApprove).Receive(ctx, nil)
+	var failed bool
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(workflow.GetSignalChannel(ctx, workflows.SignalApprove), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+	sel.AddReceive(workflow.GetSignalChannel(ctx, "stub-rollback-fails"), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		failed = true
+	})
+	sel.Select(ctx)
+	if failed {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.SearchStep.ValueSet(string(workflows.StepCompensationFailed))); err != nil {
+			return workflows.Status{}, err
+		}
+		workflow.GetSignalChannel(ctx, workflows.SignalRetry).Receive(ctx, nil)
+	}
 	return workflows.Status{Target: in.Target, Step: workflows.StepDone, RequestedBy: in.RequestedBy}, nil
 }
 
@@ -189,6 +208,7 @@ func TestScheduleTriggerStartsTheRotationOrSkips(t *testing.T) {
 	w := worker.New(devstack.temporal, tq, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.ScheduledRotation, workflow.RegisterOptions{Name: workflows.TypeScheduledRotation})
 	w.RegisterWorkflowWithOptions(stubRotation, workflow.RegisterOptions{Name: workflows.TypeRotateJWTSecret})
+	w.RegisterActivity(&activities.Rotations{Temporal: devstack.temporal})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,13 +260,56 @@ func TestScheduleTriggerStartsTheRotationOrSkips(t *testing.T) {
 		t.Fatalf("schedules list: %v\n%s", err, out)
 	}
 	mustContain(t, out, "rotation/"+target, "skipped, a rotation of "+target+" is already running")
-	// Both scheduled runs for the replay test: one started the rotation,
-	// the other was skipped. Triggered within a second, they can share a
-	// workflow ID, so each is named by its run.
+
+	// A rotation whose rollback could not finish, running or ended: the
+	// next scheduled runs fail, start nothing, and say why.
+	if err := devstack.temporal.SignalWorkflow(ctx, id, "", "stub-rollback-fails", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitForSearchStep(t, ctx, id, workflows.StepCompensationFailed)
+	for i, how := range []string{"is waiting for a person", "ended (terminated) while it waited for a person"} {
+		if i == 1 {
+			if err := devstack.temporal.TerminateWorkflow(ctx, id, "", "e2e: nobody fixed it"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := triggerAndFail(t, ctx, h, 3+i)
+		var app *temporal.ApplicationError
+		if !errors.As(err, &app) || app.Type() != workflows.ErrNeedsPerson || !strings.Contains(app.Error(), "could not finish its rollback and "+how) ||
+			!strings.Contains(app.Error(), "starter retry "+target) {
+			t.Errorf("scheduled run %d: %v, want a NeedsPerson failure saying the last rotation %s", 3+i, err, how)
+		}
+	}
+	if desc, err := devstack.temporal.DescribeWorkflow(ctx, id, ""); err != nil || desc.WorkflowExecution.RunID != first.RotationRunID {
+		t.Errorf("a scheduled run started a rotation on top of the unfinished rollback: %v, %+v", err, desc)
+	}
+
+	// The scheduled runs for the replay test: one started the rotation,
+	// one was skipped, one failed. Triggered within a second, they can
+	// share a workflow ID, so each is named by its run.
 	runs := describeSchedule(t, ctx, "rotation/"+target).Info.RecentActions
-	for i, name := range []string{"scheduled-rotation.json", "scheduled-rotation-skipped.json"} {
+	for i, name := range []string{"scheduled-rotation.json", "scheduled-rotation-skipped.json", "scheduled-rotation-needs-person.json"} {
 		r := runs[i].StartWorkflowResult
 		writeRunHistory(t, ctx, r.WorkflowID, r.FirstExecutionRunID, name)
+	}
+}
+
+// waitForSearchStep waits until the workflow's RotationStep is step.
+func waitForSearchStep(t *testing.T, ctx context.Context, id string, step workflows.Step) {
+	t.Helper()
+	for {
+		desc, err := devstack.temporal.DescribeWorkflow(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := desc.TypedSearchAttributes.GetKeyword(workflows.SearchStep); ok && v == string(step) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never reached %s", id, step)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -284,4 +347,41 @@ func triggerAndWait(t *testing.T, ctx context.Context, h client.ScheduleHandle, 
 		t.Fatalf("scheduled run %s: %v", run.WorkflowID, err)
 	}
 	return res
+}
+
+// triggerAndFail is triggerAndWait for a run that must fail: its error.
+func triggerAndFail(t *testing.T, ctx context.Context, h client.ScheduleHandle, n int) error {
+	t.Helper()
+	for {
+		desc, err := h.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(desc.Info.RunningWorkflows) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		desc, err := h.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(desc.Info.RecentActions) >= n {
+			run := desc.Info.RecentActions[n-1].StartWorkflowResult
+			err := devstack.temporal.GetWorkflow(ctx, run.WorkflowID, run.FirstExecutionRunID).Get(ctx, nil)
+			if err == nil {
+				t.Fatalf("scheduled run %s succeeded", run.WorkflowID)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("schedule %s: timed out waiting for run %d", h.GetID(), n)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

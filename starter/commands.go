@@ -113,7 +113,9 @@ func (a *app) decideCmd(name string) *cobra.Command {
 	short := map[string]string{
 		"approve": "End a rotation's grace period now and retire the old version",
 		"abort":   "Abort a rotation: roll consumers back to the old version and delete the new one",
+		"retry":   "Run a rollback that could not finish again, once what stopped it is fixed",
 	}[name]
+	done := map[string]string{"approve": "approved", "abort": "aborted", "retry": "compensation retried"}[name]
 	cmd := &cobra.Command{
 		Use:   name + " TARGET",
 		Short: short,
@@ -140,12 +142,20 @@ func (a *app) decideCmd(name string) *cobra.Command {
 			if err := h.Get(cmd.Context(), &st); err != nil {
 				return a.explain(args[0], name, err)
 			}
-			fmt.Fprintf(a.out, "%s: %s by %s\n", id, map[string]string{"approve": "approved", "abort": "aborted"}[name], d.By)
+			what := done
+			if d.KeepOld {
+				what += ", keeping the old version"
+			}
+			fmt.Fprintf(a.out, "%s: %s by %s\n", id, what, d.By)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&d.By, "by", os.Getenv("USER"), "who decides (recorded in the rotation's status)")
 	cmd.Flags().StringVar(&d.Reason, "reason", "", "why (recorded in the rotation's status)")
+	if name == "approve" {
+		cmd.Flags().BoolVar(&d.KeepOld, "keep-old", false,
+			"finish even though objects still use the old version: keep it, labelled retired, and leave its credential valid")
+	}
 	return cmd
 }
 

@@ -42,6 +42,21 @@ func printStatus(w io.Writer, st workflows.Status) {
 	for _, c := range st.Consumers {
 		row("consumer", fmt.Sprintf("%s: %s", c.Workload, c.State))
 	}
+	for _, n := range st.NotRepointed {
+		row("not repointed", n+": keeps the old version; retire waits for it")
+	}
+	for _, n := range st.StillOnOld {
+		row("still on old", n)
+	}
+	if st.PreviousKey != "" {
+		row("previous key", st.PreviousKey)
+	}
+	for _, n := range st.RetireWaitsFor {
+		row("retire waits for", n)
+	}
+	for _, r := range st.Retired {
+		row("retired", r)
+	}
 	for _, p := range slices.Sorted(maps.Keys(st.StagedKeys)) {
 		row("staged key", fmt.Sprintf("%s: %s (accepted by the provider)", p, st.StagedKeys[p]))
 	}
@@ -60,11 +75,20 @@ func printStatus(w io.Writer, st workflows.Status) {
 	if st.Aborted != nil {
 		row("aborted", decision(st.Aborted))
 	}
+	if st.KeptOld != nil {
+		row("kept old version", decision(st.KeptOld))
+	}
+	for i := range st.Retried {
+		row("retried", decision(&st.Retried[i]))
+	}
 	if !st.FinishedAt.IsZero() {
 		row("finished", st.FinishedAt.Format(time.RFC3339))
 	}
 	if st.Error != "" {
 		row("error", st.Error)
+	}
+	if st.Left != "" {
+		row("left", st.Left)
 	}
 	tw.Flush()
 }
