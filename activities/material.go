@@ -118,6 +118,18 @@ func rotatedKeys(t catalog.Target) []string {
 	return keys
 }
 
+// secretKeys are the keys among rotatedKeys whose values are secret: a
+// carried key that embeds one of them would keep the old secret alive.
+func secretKeys(t catalog.Target) []string {
+	switch t.Kind {
+	case catalog.KindPostgres:
+		return []string{postgres.PasswordKey}
+	case catalog.KindTLS:
+		return []string{pki.DataKey}
+	}
+	return rotatedKeys(t)
+}
+
 // carried is the part of the current version's data a new version keeps.
 func carried(t catalog.Target, current map[string][]byte) map[string][]byte {
 	out := make(map[string][]byte, len(current))

@@ -48,7 +48,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if scanErr != nil {
 		return Plan{}, classify(scanErr)
 	}
-	found, err := findConsumers(t, scan, v.current.Name)
+	found, err := findConsumers(t, scan, v.current.Name, v.promoted)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -121,10 +121,18 @@ type consumersFound struct {
 
 // findConsumers sorts the users of the current version: the catalog's
 // consumers, each checked to exist and to use it, or else every workload
-// (and for tls, every Ingress) that uses it; the rest is left on it.
-func findConsumers(t catalog.Target, scan *namespaceScan, current string) (consumersFound, error) {
+// (and for tls, every Ingress) that uses it; the rest is left on it. A
+// reset run's consumers may be on the version it promoted already.
+func findConsumers(t catalog.Target, scan *namespaceScan, current, promoted string) (consumersFound, error) {
 	var f consumersFound
 	users := scan.users(current)
+	if promoted != "" {
+		for _, u := range scan.users(promoted) {
+			if u.movable && !slices.ContainsFunc(users, func(o use) bool { return o.ref == u.ref }) {
+				users = append(users, u)
+			}
+		}
+	}
 	repoints := func(u use) bool { return u.movable && (u.ref.Kind != "Ingress" || t.Kind == catalog.KindTLS) }
 	if len(t.Consumers) > 0 {
 		for i, c := range t.Consumers {
@@ -134,7 +142,7 @@ func findConsumers(t catalog.Target, scan *namespaceScan, current string) (consu
 				return f, badInput("target %s: consumers[%d]: %s does not exist in namespace %s: fix or remove it in rotator.yaml",
 					t.Name, i, ref, t.Namespace)
 			}
-			if _, uses := u.secrets[current]; !uses {
+			if _, uses := u.secrets[current]; !uses && (promoted == "" || u.secrets[promoted].paths == nil) {
 				return f, badInput("target %s: consumers[%d]: %s does not reference Secret %s: fix or remove it in rotator.yaml",
 					t.Name, i, ref, current)
 			}
@@ -206,7 +214,7 @@ func checkSecret(t catalog.Target, s *corev1.Secret, emergency bool, consumers [
 	}
 	keep := carried(t, s.Data)
 	for _, k := range sortedKeys(keep) {
-		for _, r := range rotatedKeys(t) {
+		for _, r := range secretKeys(t) {
 			if v := s.Data[r]; len(v) >= 8 && strings.Contains(string(keep[k]), string(v)) {
 				out = append(out, fmt.Sprintf("data key %q of Secret %s contains the value of %q, so a new version would carry the old value in it: %s",
 					k, s.Name, r, embeddedFix(t, k)))

@@ -26,6 +26,10 @@ type targetVersions struct {
 	next int
 	// others are the target's other labelled versions.
 	others []corev1.Secret
+	// promoted is the version this rotation staged and promoted already,
+	// when a reset run does preflight again: consumers on it are the
+	// rotation's too.
+	promoted string
 }
 
 // rotationKey is what marks the objects a rotation creates as its own. It
@@ -77,6 +81,7 @@ func (k *Kube) versions(ctx context.Context, t catalog.Target, key string) (targ
 			return targetVersions{}, err
 		}
 		v.others = slices.DeleteFunc(v.others, func(s corev1.Secret) bool { return s.Name == cur.Name })
+		v.promoted = own.Name
 	case own != nil && own.Labels[LabelStage] != StagePending:
 		return targetVersions{}, badInput("target %s: Secret %s, which this rotation staged, is labelled %s=%s: a later rotation replaced it; start a new rotation instead",
 			t.Name, own.Name, LabelStage, own.Labels[LabelStage])

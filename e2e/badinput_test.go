@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -182,5 +184,36 @@ func TestBadInputIdentifiersOnRealServer(t *testing.T) {
 		if got != name {
 			t.Errorf("the server read identifier %q as %q", name, got)
 		}
+	}
+}
+
+// TestBadInputOverlappingTargets: a catalog whose targets share a Secret,
+// share a PostgreSQL role, or has a name too long for a label is refused
+// by the CLI before it talks to Temporal; no rotation starts.
+func TestBadInputOverlappingTargets(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sfx := randomSuffix()
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"one Secret", "targets:\n  - {name: a-" + sfx + ", kind: jwt, namespace: ns, secret: s}\n  - {name: b-" + sfx + ", kind: jwt, namespace: ns, secret: s}\n",
+			"targets[1] (b-" + sfx + "): secret: ns/s is also the Secret of targets[0] (a-" + sfx + "): two targets on one Secret undo each other's rotations"},
+		{"one role", "targets:\n  - {name: a-" + sfx + ", kind: postgres, namespace: ns, secret: s, postgres: {host: db, role: app}}\n" +
+			"  - {name: b-" + sfx + ", kind: postgres, namespace: other, secret: s, postgres: {host: db, role: app}}\n",
+			`postgres.role: role "app" on db:5432 is also rotated by targets[0] (a-` + sfx + ")"},
+		{"long name", "targets:\n  - {name: " + strings.Repeat("a", 64) + ", kind: jwt, namespace: ns, secret: s}\n", "is 64 characters: at most 63"},
+	} {
+		path := filepath.Join(t.TempDir(), "rotator.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := devstack.runStarter(ctx, path, "e2e-overlap-"+sfx, "rotate", "a-"+sfx, "--by", "e2e")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: want exit status 1 and %q, got %v:\n%s", tc.name, tc.want, err, out)
+		}
+	}
+	if _, err := devstack.temporal.DescribeWorkflow(ctx, workflows.WorkflowID("a-"+sfx), ""); !isNotFound(err) {
+		t.Errorf("a refused catalog started a rotation: %v", err)
 	}
 }

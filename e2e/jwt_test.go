@@ -102,7 +102,7 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	}
 	out, err = f.starter(ctx, "status", f.target)
 	if err != nil || !strings.Contains(out, "grace since") || !strings.Contains(out, newName+" (v2, Vault v1, sha256:") ||
-		!strings.Contains(out, "deployment/orchestrator: rolled out") {
+		!strings.Contains(out, "deployment/orchestrator: rolled out") || !strings.Contains(out, "trusted until the next rotation replaces it") {
 		t.Errorf("status: err=%v, output:\n%s", err, out)
 	}
 	out, err = f.starter(ctx, "list")
@@ -143,6 +143,8 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	writeHistory(t, ctx, id, "rotate-jwt-verify-in-rollout.json")
 	// And again for local-steps: preflight and stage as local activities.
 	writeHistory(t, ctx, id, "rotate-jwt-local-steps.json")
+	// And for workload-safety: the namespace scans, retire's wait.
+	writeHistory(t, ctx, id, "rotate-jwt-workload-safety.json")
 }
 
 // TestJWTAbortRollsBack aborts in grace and checks consumers are back on the
@@ -343,4 +345,44 @@ func referencesTo(spec *corev1.PodSpec, secret string) int {
 		}
 	}
 	return n
+}
+
+// TestDualKeyDropsThePreviousKeyAtRetire: with jwt.previous: dropAtRetire,
+// the previous key is trusted through grace only: retire rolls the
+// consumers out once more, onto a version with the new key alone, and
+// deletes both older versions.
+func TestDualKeyDropsThePreviousKeyAtRetire(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	f := newFixture(t, ctx, "    jwt: {dualKey: true, previous: dropAtRetire}\n", deployment("api", 2, envRef("app-jwt")))
+	rsBefore := f.replicaSets(ctx, "api")
+	f.rotate(ctx)
+	waitForStep(t, ctx, f, workflows.StepGrace)
+	st := f.status(ctx)
+	assertEach(t, "the status", st.PreviousKey, "until retire, which rolls the consumers out onto a version without it")
+	dual, _ := f.secretData(ctx, f.secret+"-2")
+	if len(dual[activities.PreviousKey]) == 0 {
+		t.Fatal("the dual-key version carries no previous key")
+	}
+	f.approve(ctx)
+	var res workflows.Status
+	if err := devstack.temporal.GetWorkflow(ctx, workflows.WorkflowID(f.target), "").Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	third, ok := f.secretData(ctx, f.secret+"-3")
+	if !ok || !bytes.Equal(third["secret"], dual["secret"]) || third[activities.PreviousKey] != nil {
+		t.Fatalf("version 3 has keys %v: want the new key alone", keysOf(third))
+	}
+	if n := referencesTo(f.deploymentSpec(ctx, "api"), f.secret+"-3"); n != 1 {
+		t.Error("deployment/api is not on version 3")
+	}
+	if names := f.secretNames(ctx); strings.Join(names, ",") != f.secret+"-3" {
+		t.Errorf("Secrets after retire: %v, want only %s-3", names, f.secret)
+	}
+	if n := f.replicaSets(ctx, "api") - rsBefore; n != 2 {
+		t.Errorf("deployment/api rolled out %d times, want twice (promote, and retire dropping the previous key)", n)
+	}
+	assertEach(t, "the result", res.PreviousKey, "dropped at retire")
+	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), dual["secret"], dual[activities.PreviousKey])
 }

@@ -336,3 +336,52 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 		t.Errorf("current_user of %s is %q, want %s", userB, current, owner)
 	}
 }
+
+// TestPostgresNewVersionCarriesTheOtherKeys: a database Secret with host,
+// port and a DATABASE_URL beside the password. Without postgres.dsnKey the
+// URL would be carried over with the old password in it: preflight refuses
+// and says how to fix it. With it, the new version carries host and port
+// and a URL with the new password.
+func TestPostgresNewVersionCarriesTheOtherKeys(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	su := pgtest.Superuser(t, ctx)
+	role := "e2e_keys_" + randomSuffix()
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
+	data := map[string]string{"username": role, "password": pw0, "host": "127.0.0.1", "port": "5432",
+		"DATABASE_URL": "postgres://" + role + ":" + pw0 + "@127.0.0.1:5432/postgres"}
+	target := func(extra string) string {
+		return fmt.Sprintf("    kind: postgres\n    postgres: {host: 127.0.0.1, port: 5432, database: postgres, sslMode: disable, role: %s%s}\n", role, extra)
+	}
+	consumer := deployment("app", 1, envKeys("app-jwt", "username", "password", "host", "port"))
+
+	bad := newFixtureWith(t, ctx, fixtureSpec{secretData: data, targetYAML: target("")}, consumer.DeepCopy())
+	app := failedWith(t, ctx, startRotation(t, ctx, bad, workflows.TypeRotateDatabasePassword, false))
+	assertEach(t, "the refusal", app.Message(), `data key "DATABASE_URL" of Secret app-jwt contains the value of "password"`,
+		"set postgres.dsnKey: DATABASE_URL so that rotator writes it with the new password")
+	if strings.Contains(app.Error(), pw0) {
+		t.Fatal("the refusal quotes the password")
+	}
+	if err := pgtest.CanLogin(ctx, role, pw0); err != nil {
+		t.Errorf("a refused preflight changed the password: %v", err)
+	}
+
+	f := newFixtureWith(t, ctx, fixtureSpec{secretData: data, targetYAML: target(", dsnKey: DATABASE_URL")}, consumer.DeepCopy())
+	f.rotate(ctx)
+	waitForStep(t, ctx, f, workflows.StepGrace)
+	got, _ := f.secretData(ctx, f.secret+"-2")
+	_, pw1 := f.credentials(ctx, f.secret+"-2")
+	if string(got["host"]) != "127.0.0.1" || string(got["port"]) != "5432" {
+		t.Errorf("the new version has keys %v: host and port must be carried over", keysOf(got))
+	}
+	if url := string(got["DATABASE_URL"]); strings.Contains(url, pw0) || !strings.Contains(url, pw1) {
+		t.Error("DATABASE_URL does not hold the new password")
+	}
+	f.approve(ctx)
+	if err := f.result(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pw1))
+	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(bad.target), []byte(pw0))
+}

@@ -9,11 +9,16 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"rotator/activities"
+	"rotator/clients"
 	"rotator/workflows"
 )
 
@@ -329,5 +334,57 @@ func TestAbortDuringStageLeavesNothing(t *testing.T) {
 	}
 	if n := referencesTo(f.deploymentSpec(ctx, "api"), f.secret); n != 1 {
 		t.Error("deployment/api was moved")
+	}
+}
+
+// TestResetRunTakesItsOwnVersion: `temporal workflow reset` to the first
+// workflow task of a rotation in grace starts a run that does preflight
+// and stage again. It finds the version the run it replaces staged and
+// promoted, by the rotation's key (the original run ID, which a reset
+// keeps), and carries on with it: no second version, no second rollout.
+func TestResetRunTakesItsOwnVersion(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	f := newFixture(t, ctx, "", deployment("api", 2, envRef("app-jwt")))
+	rsBefore := f.replicaSets(ctx, "api")
+	f.rotate(ctx)
+	waitForStep(t, ctx, f, workflows.StepGrace)
+	id := workflows.WorkflowID(f.target)
+	h := history(t, ctx, id)
+	var first int64
+	for _, ev := range h.Events {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			first = ev.GetEventId()
+			break
+		}
+	}
+	desc, err := devstack.temporal.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset, err := devstack.temporal.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace:                 clients.TemporalFromEnv().Namespace,
+		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: id, RunId: desc.WorkflowExecution.RunID},
+		Reason:                    "e2e: reset to the first workflow task",
+		WorkflowTaskFinishEventId: first,
+		RequestId:                 "e2e-reset-" + randomSuffix(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := f.waitStatus(ctx, "the reset run to reach grace", func(st workflows.Status) bool { return st.Step == workflows.StepGrace })
+	if st.New == nil || st.New.Name != f.secret+"-2" {
+		t.Errorf("the reset run is in grace with %+v, want %s-2, the version its rotation staged", st.New, f.secret)
+	}
+	f.approve(ctx)
+	if err := devstack.temporal.GetWorkflow(ctx, id, reset.GetRunId()).Get(ctx, nil); err != nil {
+		t.Fatalf("the reset run failed: %v", err)
+	}
+	if names := f.secretNames(ctx); strings.Join(names, ",") != f.secret+"-2" {
+		t.Errorf("Secrets after the reset run: %v, want only %s-2", names, f.secret)
+	}
+	if n := f.replicaSets(ctx, "api") - rsBefore; n != 1 {
+		t.Errorf("deployment/api rolled out %d times, want once", n)
 	}
 }
