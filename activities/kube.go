@@ -96,14 +96,6 @@ func isTestFailed(err error) bool {
 	return d == nil || len(d.Causes) == 0
 }
 
-func joinWorkloads(ws []Workload) string {
-	s := make([]string, 0, len(ws))
-	for _, w := range ws {
-		s = append(s, w.String())
-	}
-	return strings.Join(s, ", ")
-}
-
 func plural(n int) string {
 	if n == 1 {
 		return "s"

@@ -10,7 +10,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Rotations reads rotations from Temporal, for the workflows that start
@@ -43,7 +43,7 @@ func (r *Rotations) LastRotation(ctx context.Context, in LastRotationInput) (Las
 	if r.Temporal == nil {
 		return LastRotation{}, errors.New("the worker registered no Temporal client for the Rotations activities")
 	}
-	desc, err := r.Temporal.DescribeWorkflowExecution(ctx, in.WorkflowID, "")
+	desc, err := r.Temporal.DescribeWorkflow(ctx, in.WorkflowID, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return LastRotation{}, nil
@@ -51,14 +51,11 @@ func (r *Rotations) LastRotation(ctx context.Context, in LastRotationInput) (Las
 	if err != nil {
 		return LastRotation{}, fmt.Errorf("describe %s: %w", in.WorkflowID, err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	out := LastRotation{Found: true, RunID: info.GetExecution().GetRunId(),
-		Status: strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))}
-	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && info.GetCloseTime() != nil {
-		out.ClosedAt = info.GetCloseTime().AsTime()
+	out := LastRotation{Found: true, RunID: desc.WorkflowExecution.RunID,
+		Status: strings.ToLower(strings.TrimPrefix(desc.Status.String(), "WORKFLOW_EXECUTION_STATUS_"))}
+	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && desc.WorkflowCloseTime != nil {
+		out.ClosedAt = *desc.WorkflowCloseTime
 	}
-	if p := info.GetSearchAttributes().GetIndexedFields()[in.StepAttribute]; p != nil {
-		_ = converter.GetDefaultDataConverter().FromPayload(p, &out.Step)
-	}
+	out.Step, _ = desc.TypedSearchAttributes.GetKeyword(temporal.NewSearchAttributeKeyKeyword(in.StepAttribute))
 	return out, nil
 }

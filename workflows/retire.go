@@ -126,13 +126,12 @@ func (r *rotation) dropPrevious(ctx workflow.Context) (activities.SecretRef, err
 // details is what the Temporal UI shows as the rotation's current details:
 // what it waits for and what to do about it.
 func (r *rotation) details(ctx workflow.Context) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%s**: %s", r.in.Target, r.st.Step)
+	d := fmt.Sprintf("**%s**: %s", r.in.Target, r.st.Step)
 	if r.st.Reminder != "" {
-		fmt.Fprintf(&b, "\n\n%s", r.st.Reminder)
+		d += "\n\n" + r.st.Reminder
 	}
 	if r.st.Left != "" {
-		fmt.Fprintf(&b, "\n\nLeft: %s", r.st.Left)
+		d += "\n\nLeft: " + r.st.Left
 	}
-	workflow.SetCurrentDetails(ctx, b.String())
+	workflow.SetCurrentDetails(ctx, d)
 }
