@@ -222,6 +222,7 @@ func TestAPIKeysWithVault(t *testing.T) {
 	}
 	assertNoSecretsInHistory(t, ctx, id, []byte(l.oldOpenAI), []byte(l.oldAnthropic), []byte(newOpenAI), []byte(newAnthropic), []byte(badAnthropic))
 	writeHistory(t, ctx, id, "rotate-apikeys.json")
+	writeHistory(t, ctx, id, "rotate-apikeys-workload-safety.json")
 }
 
 // TestAPIKeysEmergencyWithoutVault is the runbook's compromise path with

@@ -385,4 +385,5 @@ func TestDualKeyDropsThePreviousKeyAtRetire(t *testing.T) {
 	}
 	assertEach(t, "the result", res.PreviousKey, "dropped at retire")
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), dual["secret"], dual[activities.PreviousKey])
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-jwt-drop-previous.json")
 }

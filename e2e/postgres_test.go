@@ -216,6 +216,7 @@ func TestPostgresSingleUser(t *testing.T) {
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user.json")
 	// local-steps: preflight and stage local, promote and the rollout wait one activity.
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user-local-steps.json")
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user-workload-safety.json")
 }
 
 // TestPostgresSingleUserFailedRolloutRestoresPassword: when the rollout of
@@ -325,6 +326,7 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pwA), []byte(pwB))
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating.json")
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating-workload-safety.json")
 	// Sessions of the login roles act as the owner.
 	conn, err := postgres.Connect(ctx, pgtest.Server(), postgres.Credentials{Username: userB, Password: pwB})
 	if err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"rotator/workflows"
 )
@@ -418,6 +422,8 @@ func (s *readmeSandbox) before(ctx context.Context, cmd string) {
 			}
 			waitForStep(t, ctx, s.jwt, workflows.StepGrace)
 		}
+	case strings.HasPrefix(cmd, "bin/starter retry orchestrator-jwt"):
+		s.rollbackNeedsPerson(ctx)
 	case strings.Contains(cmd, "bin/starter stage-keys orchestrator-llm"):
 		waitForStep(t, ctx, s.llm.fixture, workflows.StepAwaitKeys)
 		s.newKeys[0], s.newKeys[1] = s.llm.newKeys()
@@ -442,7 +448,8 @@ func (s *readmeSandbox) before(ctx context.Context, cmd string) {
 func (s *readmeSandbox) after(ctx context.Context, cmd, out string) {
 	t := s.t
 	switch {
-	case strings.HasPrefix(cmd, "bin/starter approve orchestrator-jwt"), strings.HasPrefix(cmd, "bin/starter abort orchestrator-jwt"):
+	case strings.HasPrefix(cmd, "bin/starter approve orchestrator-jwt"), strings.HasPrefix(cmd, "bin/starter abort orchestrator-jwt"),
+		strings.HasPrefix(cmd, "bin/starter retry orchestrator-jwt"):
 		// The next command may need a fresh rotation: let this one end.
 		waitForEnd(t, ctx, workflows.WorkflowID(s.jwt.target))
 	case strings.Contains(cmd, "stage-keys"):
@@ -461,6 +468,32 @@ func (s *readmeSandbox) after(ctx context.Context, cmd, out string) {
 }
 
 // inGrace reports whether the fixture's rotation is running in grace.
+// rollbackNeedsPerson brings the jwt rotation where `starter retry` is
+// for: somebody repoints the consumer to another Secret during grace, so
+// an abort's rollback finds it on neither version and stops; then they
+// put it back on the new version, and the rollback can finish.
+func (s *readmeSandbox) rollbackNeedsPerson(ctx context.Context) {
+	t, f := s.t, s.jwt
+	if out, err := f.starter(ctx, "rotate", f.target, "--by", "readme-test"); err != nil {
+		t.Fatalf("start a rotation for retry: %v\n%s", err, out)
+	}
+	waitForStep(t, ctx, f, workflows.StepGrace)
+	st := f.status(ctx)
+	repoint := func(name string) {
+		t.Helper()
+		patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name","value":%q}]`, name)
+		if _, err := devstack.kube.AppsV1().Deployments(f.ns).Patch(ctx, "web", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repoint("somebody-elses-secret")
+	if out, err := f.starter(ctx, "abort", f.target, "--by", "readme-test", "--reason", "for retry"); err != nil {
+		t.Fatalf("abort: %v\n%s", err, out)
+	}
+	waitForStep(t, ctx, f, workflows.StepCompensationFailed)
+	repoint(st.New.Name)
+}
+
 func (s *readmeSandbox) inGrace(ctx context.Context, f *fixture) bool {
 	out, err := f.starter(ctx, "status", f.target)
 	return err == nil && regexp.MustCompile(`(?m)^step\s+grace `).MatchString(out)

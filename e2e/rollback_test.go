@@ -136,6 +136,7 @@ func TestSingleUserRollbackRestoresThePasswordFirst(t *testing.T) {
 		t.Errorf("statefulset/db is not on the old version: %v", err)
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pw1))
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-rollback-retried.json")
 }
 
 // alternatingFixture is a database target of strategy alternating-users

@@ -149,7 +149,9 @@ func TestCertificateScanRenewsShortLived(t *testing.T) {
 	devstack.remember(old.KeyPEM, s.Data["tls.key"])
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), old.KeyPEM, s.Data["tls.key"])
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "renew-tls.json")
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "renew-tls-workload-safety.json")
 	// The scan's own history; the renewal it started is renew-tls.json.
 	assertNoSecretsInHistory(t, ctx, run.GetID(), old.KeyPEM, s.Data["tls.key"])
 	writeHistory(t, ctx, run.GetID(), "certificate-scan.json")
+	writeHistory(t, ctx, run.GetID(), "certificate-scan-check-last-rotation.json")
 }

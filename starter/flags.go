@@ -15,7 +15,7 @@ import (
 var steps = []workflows.Step{
 	workflows.StepPreflight, workflows.StepAwaitKeys, workflows.StepStage, workflows.StepApply,
 	workflows.StepPromote, workflows.StepVerify, workflows.StepGrace, workflows.StepRetire, workflows.StepDone,
-	workflows.StepCompensating, workflows.StepRolledBack, workflows.StepFailed,
+	workflows.StepCompensating, workflows.StepCompensationFailed, workflows.StepRolledBack, workflows.StepFailed,
 }
 
 // checkWaitFlags refuses a step no rotation reaches and a timeout that
