@@ -23,36 +23,16 @@ func servesSecret(ing *networkingv1.Ingress, secret string) bool {
 	return slices.ContainsFunc(ing.Spec.TLS, func(t networkingv1.IngressTLS) bool { return t.SecretName == secret })
 }
 
-// serving lists the Ingresses in ns that serve each of the Secrets, sorted,
-// with one List call however many Secrets are asked about.
-func (g ingresses) serving(ctx context.Context, ns string, secrets ...string) (map[string][]string, error) {
-	list, err := g.client.NetworkingV1().Ingresses(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, classify(fmt.Errorf("list Ingresses in %s: %w", ns, err))
-	}
-	out := map[string][]string{}
-	for i := range list.Items {
-		for _, secret := range secrets {
-			if servesSecret(&list.Items[i], secret) {
-				out[secret] = append(out[secret], list.Items[i].Name)
-			}
-		}
-	}
-	for _, names := range out {
-		slices.Sort(names)
-	}
-	return out, nil
-}
-
 // repoint moves every tls entry of the Ingress from one Secret to another
 // in one guarded patch, and returns how many entries it changed (0 when
 // the Ingress is on to already). Its errors are ready for the workflow:
-// a deleted or edited Ingress is permanent, a failed test op is retried.
+// an edited Ingress is permanent, a failed test op is retried; a deleted
+// one is a NotFound error for the caller to skip.
 func (g ingresses) repoint(ctx context.Context, ns, name, from, to, reason string) (int, error) {
 	ing, err := g.client.NetworkingV1().Ingresses(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return 0, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("ingress/%s was deleted during the rotation: restore it", name), ErrBadInput, nil)
+		// Deleted during the rotation: the caller skips it.
+		return 0, err
 	}
 	if err != nil {
 		return 0, classify(fmt.Errorf("get ingress/%s: %w", name, err))

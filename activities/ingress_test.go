@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"go.temporal.io/sdk/temporal"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,12 +25,12 @@ func TestIngressServingAndRepoint(t *testing.T) {
 	ctx := context.Background()
 	g := ingresses{fake.NewClientset(ingress("web", "tls-1", "other"), ingress("api", "tls-1"), ingress("docs", "other"))}
 
-	served, err := g.serving(ctx, "ns", "tls-1", "tls-2")
+	scan, err := scanNamespace(ctx, g.client, "ns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := served["tls-1"]; len(got) != 2 || got[0] != "api" || got[1] != "web" || len(served["tls-2"]) != 0 {
-		t.Fatalf("serving: %v", served)
+	if got := refsOf(scan.users("tls-1")); len(got) != 2 || got[0].Name != "api" || got[1].Name != "web" || len(scan.users("tls-2")) != 0 {
+		t.Fatalf("users of tls-1: %v", got)
 	}
 	if n, err := g.repoint(ctx, "ns", "web", "tls-1", "tls-2", "rotator test"); err != nil || n != 1 {
 		t.Fatalf("repoint: %d, %v", n, err)
@@ -46,7 +48,8 @@ func TestIngressServingAndRepoint(t *testing.T) {
 	if _, err := g.repoint(ctx, "ns", "docs", "tls-1", "tls-2", "x"); !errors.As(err, &app) || app.Type() != ErrConflict || !app.NonRetryable() {
 		t.Errorf("repoint of an unrelated Ingress: %v", err)
 	}
-	if _, err := g.repoint(ctx, "ns", "gone", "tls-1", "tls-2", "x"); !errors.As(err, &app) || app.Type() != ErrBadInput {
+	// A deleted one is for the caller to skip.
+	if _, err := g.repoint(ctx, "ns", "gone", "tls-1", "tls-2", "x"); !apierrors.IsNotFound(err) {
 		t.Errorf("repoint of a deleted Ingress: %v", err)
 	}
 }

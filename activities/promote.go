@@ -63,6 +63,11 @@ func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, err
 	}
 	for _, name := range in.Ingresses {
 		n, err := (ingresses{k.Client}).repoint(ctx, in.Namespace, name, in.From.Name, in.To.Name, in.Reason)
+		if apierrors.IsNotFound(err) {
+			activity.GetLogger(ctx).Warn("ingress deleted during the rotation; skipped", "ingress", name)
+			res.Deleted = append(res.Deleted, Workload{Kind: "Ingress", Name: name})
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
