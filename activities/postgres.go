@@ -199,20 +199,7 @@ func (p *Postgres) LockNewUser(ctx context.Context, in DatabaseInput) error {
 		!slices.Contains(pp.Users, in.New.Username) {
 		return nil
 	}
-	t, err := p.Catalog.Target(in.Plan.Target)
-	if err != nil {
-		return badInput("target: %v", err)
-	}
-	conn, err := p.admin(ctx, t)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	if err := postgres.Lock(ctx, conn, in.New.Username); err != nil {
-		return dbError(err, "check the admin role's privileges")
-	}
-	activity.GetLogger(ctx).Info("login role of the rolled-back version locked", "role", in.New.Username)
-	return nil
+	return p.lock(ctx, in.Plan, in.New.Username, "login role of the rolled-back version locked")
 }
 
 // RefusedLoginBudget is how long VerifyLogin keeps retrying a login the
@@ -256,7 +243,12 @@ func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error
 	if pp.Strategy != catalog.StrategyAlternating || !slices.Contains(pp.Users, in.Old.Username) || in.Old.Username == pp.Username {
 		return nil
 	}
-	t, err := p.Catalog.Target(in.Plan.Target)
+	return p.lock(ctx, in.Plan, in.Old.Username, "previous login role locked")
+}
+
+// lock removes LOGIN from one of the target's login roles, as its admin.
+func (p *Postgres) lock(ctx context.Context, plan Plan, role, done string) error {
+	t, err := p.Catalog.Target(plan.Target)
 	if err != nil {
 		return badInput("target: %v", err)
 	}
@@ -265,10 +257,10 @@ func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error
 		return err
 	}
 	defer conn.Close(context.Background())
-	if err := postgres.Lock(ctx, conn, in.Old.Username); err != nil {
+	if err := postgres.Lock(ctx, conn, role); err != nil {
 		return dbError(err, "check the admin role's privileges")
 	}
-	activity.GetLogger(ctx).Info("previous login role locked", "role", in.Old.Username)
+	activity.GetLogger(ctx).Info(done, "role", role)
 	return nil
 }
 

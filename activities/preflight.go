@@ -114,9 +114,6 @@ type consumersFound struct {
 	// rotator cannot repoint, and workloads left out of the catalog's
 	// consumers.
 	unmoved []Holder
-	// unlisted are the workloads among unmoved that rotator could have
-	// repointed, had the catalog listed them.
-	unlisted []Workload
 }
 
 // findConsumers sorts the users of the current version: the catalog's
@@ -167,9 +164,11 @@ func findConsumers(t catalog.Target, scan *namespaceScan, current, promoted stri
 			continue
 		}
 		h := u.holder()
-		if u.movable {
+		switch {
+		case u.ref.Kind == "Ingress":
+			h.Why = "an Ingress serves it, but the target is not of kind tls"
+		case u.movable:
 			h.Why = "not in the target's consumers"
-			f.unlisted = append(f.unlisted, u.ref)
 		}
 		f.unmoved = append(f.unmoved, h)
 	}

@@ -88,15 +88,14 @@ func (c *chaosRun) must(err error) {
 // where promote and the rollout wait are two activities, with a Vault
 // record), during the rollout wait, during verify, in grace and during
 // retire. Gates on the worker's way to the API server make each
-// kill land where it says; the consumer is paused so that the rollout
-// wait lasts until the test resumes it.
+// kill land where it says; the consumer is paused once preflight passed,
+// so that the rollout wait lasts until the test resumes it.
 func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g *crashGates, workflowType string, withApply bool) workflows.Status {
 	t.Helper()
 	c := &chaosRun{t: t, tg: tg, ws: ws, id: workflows.WorkflowID(tg.name), gates: g.all()}
 	ctx, cancel := ws.guard(ctx)
 	defer cancel()
 	c.attempts = watchAttempts(ctx, devstack.temporal, c.id)
-	tg.setPaused(ctx, true)
 	if ws.current == nil {
 		ws.start()
 	}
@@ -135,6 +134,9 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 	// Without a Vault record promote and the rollout wait are one
 	// activity, so "after promote" is inside it: the rollout wait.
 	g.promote.arm()
+	// Preflight is behind us (it refuses a paused Deployment): pause the
+	// consumer before promote's patch, held so far, goes through.
+	tg.setPaused(ctx, true)
 	g.patch.disarm()
 	ev, err := waitEvent(ctx, devstack.temporal, c.id, "promote", activityScheduled("Promote", "PromoteAndAwait"))
 	c.must(err)
@@ -173,8 +175,16 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 			})
 		c.must(err)
 		if which == 0 {
-			c.must(waitRunning(ctx, devstack.temporal, c.id, "VerifyConsumers", ws.current.identity(), false))
-			c.kill(ctx, "during verify")
+			// The namespace is listed again once the rollout is done:
+			// verify's check of what is still on the old version, which
+			// ends the rollout wait (or, before, its own activity).
+			which, err := first(ctx,
+				func(ctx context.Context) error {
+					return waitRunning(ctx, devstack.temporal, c.id, "VerifyConsumers", ws.current.identity(), false)
+				},
+				func(ctx context.Context) error { return waitRunning(ctx, devstack.temporal, c.id, await, ws.current.identity(), false) })
+			c.must(err)
+			c.kill(ctx, map[int]string{0: "during verify", 1: "during verify (the rollout wait's namespace check)"}[which])
 		} else {
 			// The rollout wait checked every consumer's template, so the
 			// workflow runs no verify activity: there is nothing to kill.

@@ -97,16 +97,9 @@ func (r *rotation) rollBack(ctx workflow.Context) error {
 		}
 		u.undone = true
 	}
-	if r.staged && !u.vault && r.plan.Vault != nil && r.st.New != nil && r.st.New.VaultVersion > 0 &&
-		workflow.GetVersion(ctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
-		restore := r.vaultPrior
-		if !r.promoted {
-			restore = activities.VaultLabels{Current: r.st.Old.VaultVersion}
-		}
-		if err := workflow.ExecuteActivity(undo(ctx), vault.RollbackVersion, activities.VaultInput{
-			Vault: *r.plan.Vault, Version: r.st.New.VaultVersion, Restore: restore,
-		}).Get(ctx, nil); err != nil {
-			return fmt.Errorf("restore Vault labels of %s: %w", r.plan.Vault.Path, err)
+	if r.staged && !u.vault && r.recordsVersion(ctx) {
+		if err := r.restoreVault(undo(ctx)); err != nil {
+			return err
 		}
 		u.vault = true
 	}
@@ -124,6 +117,28 @@ func (r *rotation) rollBack(ctx workflow.Context) error {
 			return fmt.Errorf("delete new Secret %s: %w", ref.Name, err)
 		}
 		u.deleted = true
+	}
+	return nil
+}
+
+// recordsVersion says the new version is recorded in Vault, where its
+// labels must move back.
+func (r *rotation) recordsVersion(ctx workflow.Context) bool {
+	return r.plan.Vault != nil && r.st.New != nil && r.st.New.VaultVersion > 0 &&
+		workflow.GetVersion(ctx, "vault-labels", workflow.DefaultVersion, 1) == 1
+}
+
+// restoreVault puts back the Vault labels promote found (or, before
+// promote, the old version's CURRENT) and soft-deletes the new version.
+func (r *rotation) restoreVault(ctx workflow.Context) error {
+	restore := r.vaultPrior
+	if !r.promoted {
+		restore = activities.VaultLabels{Current: r.st.Old.VaultVersion}
+	}
+	if err := workflow.ExecuteActivity(ctx, vault.RollbackVersion, activities.VaultInput{
+		Vault: *r.plan.Vault, Version: r.st.New.VaultVersion, Restore: restore,
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("restore Vault labels of %s: %w", r.plan.Vault.Path, err)
 	}
 	return nil
 }
@@ -225,16 +240,9 @@ func (r *rotation) compensateV0(ctx workflow.Context, cause error) (Status, erro
 			errs = append(errs, fmt.Errorf("undo apply: %w", err))
 		}
 	}
-	if r.staged && len(errs) == 0 && r.plan.Vault != nil && r.st.New != nil && r.st.New.VaultVersion > 0 &&
-		workflow.GetVersion(dctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
-		restore := r.vaultPrior
-		if !r.promoted {
-			restore = activities.VaultLabels{Current: r.st.Old.VaultVersion}
-		}
-		if err := workflow.ExecuteActivity(short(dctx), vault.RollbackVersion, activities.VaultInput{
-			Vault: *r.plan.Vault, Version: r.st.New.VaultVersion, Restore: restore,
-		}).Get(dctx, nil); err != nil {
-			errs = append(errs, fmt.Errorf("restore Vault labels of %s: %w", r.plan.Vault.Path, err))
+	if r.staged && len(errs) == 0 && r.recordsVersion(dctx) {
+		if err := r.restoreVault(short(dctx)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if r.steps.cleanup != nil {
