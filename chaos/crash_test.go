@@ -182,7 +182,9 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 				func(ctx context.Context) error {
 					return waitRunning(ctx, devstack.temporal, c.id, "VerifyConsumers", ws.current.identity(), false)
 				},
-				func(ctx context.Context) error { return waitRunning(ctx, devstack.temporal, c.id, await, ws.current.identity(), false) })
+				func(ctx context.Context) error {
+					return waitRunning(ctx, devstack.temporal, c.id, await, ws.current.identity(), false)
+				})
 			c.must(err)
 			c.kill(ctx, map[int]string{0: "during verify", 1: "during verify (the rollout wait's namespace check)"}[which])
 		} else {
