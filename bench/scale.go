@@ -206,7 +206,7 @@ func (e *env) scaleRun(ctx context.Context, n int, o scaleOptions) (scaleRun, er
 	// at N=1000) and the time is read from the histories afterwards.
 	for {
 		c, err := e.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-			Namespace: clients.TemporalFromEnv().Namespace, Query: query})
+			Namespace: clients.TemporalFromEnv().NamespaceName(), Query: query})
 		if err != nil {
 			return r, err
 		}
@@ -327,7 +327,7 @@ func (e *env) clusterAlone(ctx context.Context, ns string, n int) (time.Duration
 // traceSteps logs every two seconds how many rotations of the queue are in
 // each step, to see where a scale run spends its time.
 func (e *env) traceSteps(ctx context.Context, queue string, start time.Time) {
-	ns := clients.TemporalFromEnv().Namespace
+	ns := clients.TemporalFromEnv().NamespaceName()
 	for ctx.Err() == nil {
 		var b strings.Builder
 		for _, step := range []workflows.Step{workflows.StepPreflight, workflows.StepStage, workflows.StepPromote, workflows.StepVerify, workflows.StepGrace} {

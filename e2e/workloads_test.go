@@ -364,7 +364,7 @@ func TestResetRunTakesItsOwnVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	reset, err := devstack.temporal.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
-		Namespace:                 clients.TemporalFromEnv().Namespace,
+		Namespace:                 clients.TemporalFromEnv().NamespaceName(),
 		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: id, RunId: desc.WorkflowExecution.RunID},
 		Reason:                    "e2e: reset to the first workflow task",
 		WorkflowTaskFinishEventId: first,

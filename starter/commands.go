@@ -253,7 +253,7 @@ func (a *app) listCmd() *cobra.Command {
 			var token []byte
 			for {
 				resp, err := c.ListWorkflow(cmd.Context(), &workflowservice.ListWorkflowExecutionsRequest{
-					Namespace: a.temporal.Namespace, Query: q, NextPageToken: token,
+					Namespace: a.temporal.NamespaceName(), Query: q, NextPageToken: token,
 				})
 				if err != nil {
 					return fmt.Errorf("list rotations: %w", err)
@@ -277,5 +277,5 @@ func (a *app) listCmd() *cobra.Command {
 
 func (a *app) link(id, runID string) string {
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(a.uiAddress, "/"),
-		url.PathEscape(a.temporal.Namespace), url.PathEscape(id), url.PathEscape(runID))
+		url.PathEscape(a.temporal.NamespaceName()), url.PathEscape(id), url.PathEscape(runID))
 }

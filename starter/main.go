@@ -78,8 +78,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 		},
 	}
 	f := root.PersistentFlags()
-	f.StringVar(&a.temporal.Address, "temporal-address", a.temporal.Address, "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	f.StringVar(&a.temporal.Namespace, "namespace", a.temporal.Namespace, "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	a.temporal.Register(f)
 	f.StringVar(&a.temporal.TaskQueue, "task-queue", a.temporal.TaskQueue, "worker task queue (env ROTATOR_TASK_QUEUE)")
 	f.StringVar(&a.catalogPath, "catalog", envOr("ROTATOR_CATALOG", "rotator.yaml"), "catalog file (env ROTATOR_CATALOG)")
 	f.StringVar(&a.uiAddress, "ui", envOr("TEMPORAL_UI", "http://127.0.0.1:8233"), "Temporal Web UI address, for links (env TEMPORAL_UI)")

@@ -35,8 +35,7 @@ func run(log *slog.Logger, args []string) error {
 	t := clients.TemporalFromEnv()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	catalogPath := fs.String("catalog", envOr("ROTATOR_CATALOG", "rotator.yaml"), "catalog file (env ROTATOR_CATALOG)")
-	fs.StringVar(&t.Address, "temporal-address", t.Address, "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	fs.StringVar(&t.Namespace, "namespace", t.Namespace, "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	t.Register(fs)
 	fs.StringVar(&t.TaskQueue, "task-queue", t.TaskQueue, "task queue (env ROTATOR_TASK_QUEUE)")
 	// client-go's default of 5 QPS, and even 50, made concurrent rotations
 	// wait on the client's own rate limiter (make bench, scale).
@@ -137,7 +136,7 @@ func run(log *slog.Logger, args []string) error {
 	workflows.Register(w)
 	deps.Temporal = tc
 	activities.Register(w, deps)
-	log.Info("worker starting", "temporal", t.Address, "namespace", t.Namespace, "task_queue", t.TaskQueue,
+	log.Info("worker starting", "namespace", t.NamespaceName(), "task_queue", t.TaskQueue,
 		"catalog", *catalogPath, "targets", len(cat.Targets))
 	// Start, not Run: readiness turns on only once the pollers run.
 	if err := w.Start(); err != nil {
