@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"rotator/devstack/temporal"
 )
 
 const (
@@ -63,6 +65,26 @@ func clusterLeaves(serviceIP net.IP) []leafSpec {
 		{name: "controller-manager", ca: clusterCA, cn: "system:kube-controller-manager", usage: client},
 		{name: "scheduler", ca: clusterCA, cn: "system:kube-scheduler", usage: client},
 		{name: "front-proxy-client", ca: frontProxyCA, cn: "front-proxy-client", usage: client},
+	}
+}
+
+// servicesCA signs the certificates of the services beside Kubernetes
+// (Temporal, PostgreSQL) and of their clients: a CA of its own, so that
+// no certificate it signs is valid for the API server.
+const servicesCA = "services-ca"
+
+// serviceLeaves lists the services' certificates: the Temporal frontend's
+// and PostgreSQL's, the client certificate of rotator's worker and CLI,
+// and the one Temporal's own system worker presents to its frontend.
+func serviceLeaves() []leafSpec {
+	server := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	loopback := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	return []leafSpec{
+		{name: "temporal", ca: servicesCA, cn: "localhost", usage: server, dnsNames: []string{"localhost"}, ips: loopback},
+		{name: "temporal-client", ca: servicesCA, cn: "rotator", usage: client},
+		{name: "temporal-system-worker", ca: servicesCA, cn: temporal.SystemWorkerName, usage: client},
+		{name: "postgres", ca: servicesCA, cn: "localhost", usage: server, dnsNames: []string{"localhost"}, ips: loopback},
 	}
 }
 

@@ -374,6 +374,11 @@ func (s *stack) up(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// The services' certificates first: Temporal can serve mutual TLS
+	// with them, and PostgreSQL TLS.
+	if err := ensurePKI(s.path("pki"), []string{servicesCA}, serviceLeaves()); err != nil {
+		return err
+	}
 	// Temporal needs nothing but this binary: start it first and let it come
 	// up while the tools build and Kubernetes starts.
 	fmt.Fprintln(s.out, "temporal:")

@@ -133,12 +133,13 @@ func buildWorker(t *testing.T, ctx context.Context) string {
 }
 
 // startWorkerBinary starts the worker on queue with the catalog and the
-// devstack's environment, and reads from its log where it serves HTTP.
+// devstack's environment (env goes over it), and reads from its log where
+// it serves HTTP.
 // Its logs join the in-process workers' for the leak scan.
-func startWorkerBinary(t *testing.T, bin, catalogPath, queue string) *workerProcess {
+func startWorkerBinary(t *testing.T, bin, catalogPath, queue string, env ...string) *workerProcess {
 	t.Helper()
 	cmd := exec.Command(bin, "--catalog", catalogPath, "--task-queue", queue, "--http-address", "127.0.0.1:0", "--grace-refresh", "2s")
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

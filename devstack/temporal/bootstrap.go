@@ -2,10 +2,13 @@ package temporal
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
@@ -32,7 +36,11 @@ func bootstrap(ctx context.Context, o Options, sas map[string]enumspb.IndexedVal
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
 
-	conn, err := grpc.NewClient(o.frontendAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := o.ownCredentials()
+	if err != nil {
+		return time.Time{}, err
+	}
+	conn, err := grpc.NewClient(o.frontendAddr(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("temporal: dialing frontend: %w", err)
 	}
@@ -59,6 +67,32 @@ func bootstrap(ctx context.Context, o Options, sas map[string]enumspb.IndexedVal
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// ownCredentials are those of the server's own clients: none on plain
+// gRPC, the system worker's certificate over TLS.
+func (o Options) ownCredentials() (credentials.TransportCredentials, error) {
+	if o.TLS == nil {
+		return insecure.NewCredentials(), nil
+	}
+	cert, err := tls.LoadX509KeyPair(o.TLS.SystemWorkerCertFile, o.TLS.SystemWorkerKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: system worker certificate: %w", err)
+	}
+	ca, err := os.ReadFile(o.TLS.ServerCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: server CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("temporal: server CA %s holds no PEM certificate", o.TLS.ServerCAFile)
+	}
+	return credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ServerName:   o.TLS.ServerName,
+		MinVersion:   tls.VersionTLS12,
+	}), nil
 }
 
 type bootstrapper struct {

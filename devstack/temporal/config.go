@@ -3,6 +3,7 @@ package temporal
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -156,6 +157,26 @@ func serverConfig(o Options, sqlCfg *config.SQL) *config.Config {
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = o.frontendAddr()
+	if t := o.TLS; t != nil {
+		conf.Global.TLS.Frontend.Server = config.ServerTLS{
+			CertFile:          t.CertFile,
+			KeyFile:           t.KeyFile,
+			RequireClientAuth: t.ClientCAFile != "",
+		}
+		if t.ClientCAFile != "" {
+			conf.Global.TLS.Frontend.Server.ClientCAFiles = []string{t.ClientCAFile}
+		}
+		// The server's own clients of the frontend: its system worker
+		// (Schedules, batch jobs) and the internal ones that borrow its
+		// settings.
+		own := config.ClientTLS{ServerName: t.ServerName, RootCAFiles: []string{t.ServerCAFile}}
+		conf.Global.TLS.Frontend.Client = own
+		conf.Global.TLS.SystemWorker = config.WorkerTLS{
+			CertFile: t.SystemWorkerCertFile,
+			KeyFile:  t.SystemWorkerKeyFile,
+			Client:   own,
+		}
+	}
 	return &conf
 }
 
@@ -209,6 +230,19 @@ func serverOptions(o Options, sqlCfg *config.SQL, logger log.Logger, dc dynamicc
 	if err != nil {
 		return nil, fmt.Errorf("temporal: claim mapper: %w", err)
 	}
+	if o.TLS != nil || o.APIKeysFile != "" {
+		// Secured: only the callers the claim mapper knows get rights.
+		m := &apiKeyClaimMapper{log: o.Logger}
+		if m.log == nil {
+			m.log = slog.New(slog.DiscardHandler)
+		}
+		if o.APIKeysFile != "" {
+			if m.keys, err = loadAPIKeys(o.APIKeysFile); err != nil {
+				return nil, err
+			}
+		}
+		claimMapper, authorizer = m, authorization.NewDefaultAuthorizer()
+	}
 	// Static membership: every service is in this process, so ringpop's
 	// gossip (and its extra membership ports) has nothing to discover.
 	hosts := map[primitives.ServiceName]static.Hosts{}
@@ -238,6 +272,7 @@ func newUIServer(o Options) *uiserver.Server {
 		CORS: uiconfig.CORS{CookieInsecure: true},
 		// No codec server: payloads are plain JSON in this project.
 		Codec: uiconfig.Codec{Endpoint: ""},
+		TLS:   uiTLS(o.TLS),
 		// Spelled out because these are the point of a dev UI: starting
 		// workflows by hand and cancelling, signalling, updating or resetting
 		// them. All are enabled by their zero values.
@@ -254,4 +289,19 @@ func newUIServer(o Options) *uiserver.Server {
 		HideLogs:         true,
 		DisableNewsFetch: true,
 	}))
+}
+
+// uiTLS has the UI reach a TLS frontend as the system worker does.
+func uiTLS(t *TLS) uiconfig.TLS {
+	if t == nil {
+		return uiconfig.TLS{}
+	}
+	return uiconfig.TLS{
+		CaFile:     t.ServerCAFile,
+		CertFile:   t.SystemWorkerCertFile,
+		KeyFile:    t.SystemWorkerKeyFile,
+		ServerName: t.ServerName,
+		// The UI's default skips verifying the frontend's certificate.
+		EnableHostVerification: true,
+	}
 }

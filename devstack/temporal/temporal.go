@@ -47,6 +47,14 @@ type Options struct {
 	// requests and the namespace and search attributes are usable, and is
 	// removed on shutdown.
 	ReadyFile string
+	// TLS serves the frontend over TLS or mutual TLS; nil serves plain
+	// gRPC to anyone who can reach the port.
+	TLS *TLS
+	// APIKeysFile, when set, makes every caller but the server's own
+	// system worker present one of the file's keys as
+	// "Authorization: Bearer <key>", as Temporal Cloud requires; it needs
+	// TLS, since the key travels in a header.
+	APIKeysFile string
 	// Logger receives the server's warnings and errors; nil discards them.
 	Logger *slog.Logger
 }
@@ -166,6 +174,19 @@ func (o Options) normalize() (Options, map[string]enumspb.IndexedValueType, erro
 	}
 	if o.Namespace == "" {
 		o.Namespace = defaultNamespace
+	}
+	if t := o.TLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" || t.ServerCAFile == "" || t.SystemWorkerCertFile == "" || t.SystemWorkerKeyFile == "" {
+			return o, nil, errors.New("temporal: Options.TLS needs CertFile, KeyFile, ServerCAFile, SystemWorkerCertFile and SystemWorkerKeyFile")
+		}
+		if t.ServerName == "" {
+			t2 := *t
+			t2.ServerName = "localhost"
+			o.TLS = &t2
+		}
+	}
+	if o.APIKeysFile != "" && o.TLS == nil {
+		return o, nil, errors.New("temporal: Options.APIKeysFile needs Options.TLS: API keys travel in a header, which plain gRPC sends in clear text")
 	}
 	sas := make(map[string]enumspb.IndexedValueType, len(o.SearchAttributes))
 	for name, typ := range o.SearchAttributes {
