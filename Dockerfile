@@ -3,6 +3,11 @@
 # are the ones in deploy/versions.env. Linted by `make lint-docker` (BuildKit's
 # own build checks, the rules of `docker build --check`, plus rotator's in
 # deploy/dockerfile_test.go), which needs no Docker engine.
+#
+# Base images are pinned by tag. To pin them by digest, write
+# FROM <image>:<tag>@sha256:<digest> and record the same digest in
+# deploy/versions.env (GO_IMAGE_DIGEST, DISTROLESS_IMAGE_DIGEST); the test
+# keeps the two in step.
 
 FROM golang:1.26.8-bookworm AS build
 WORKDIR /src

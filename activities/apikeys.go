@@ -34,6 +34,8 @@ type APIKeys struct {
 	// HTTP is used for provider APIs and the probe; nil means a client
 	// with a 30 s timeout.
 	HTTP *http.Client
+	// Fingerprints makes the fingerprints of the staged keys.
+	Fingerprints Fingerprinter
 }
 
 func (a *APIKeys) http() *http.Client {
@@ -43,10 +45,12 @@ func (a *APIKeys) http() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second}
 }
 
-func (a *APIKeys) target(name string) (catalog.Target, error) {
-	t, err := a.Catalog.Target(name)
+// plan checks the plan against the catalog (see checkPlan) and returns its
+// apikeys target.
+func (a *APIKeys) plan(p Plan) (catalog.Target, error) {
+	t, err := checkPlan(a.Catalog, p)
 	if err != nil {
-		return t, badInput("target: %v", err)
+		return t, err
 	}
 	if t.APIKeys == nil {
 		return t, badInput("target %s is of kind %s, not apikeys", t.Name, t.Kind)
@@ -58,13 +62,16 @@ func (a *APIKeys) target(name string) (catalog.Target, error) {
 // provider's key, and where an admin key is configured, the admin API
 // works and knows the current key, whose id retire will revoke.
 func (a *APIKeys) PreflightKeys(ctx context.Context, plan Plan) (Plan, error) {
-	t, err := a.target(plan.Target)
+	t, err := a.plan(plan)
 	if err != nil {
 		return plan, err
 	}
 	cur, err := a.Kube.CoreV1().Secrets(plan.Namespace).Get(ctx, plan.Current.Name, metav1.GetOptions{})
 	if err != nil {
 		return plan, classify(fmt.Errorf("read current Secret %s: %w", plan.Current.Name, err))
+	}
+	if err := checkLabels(t, cur); err != nil {
+		return plan, err
 	}
 	kp := &APIKeysPlan{StageTimeout: t.APIKeys.StageTimeout.Duration, Probe: t.APIKeys.Probe != nil}
 	if plan.Vault == nil {
@@ -85,6 +92,9 @@ func (a *APIKeys) PreflightKeys(ctx context.Context, plan Plan) (Plan, error) {
 			pp.OldKeyID = id
 		}
 		kp.Providers = append(kp.Providers, pp)
+	}
+	if err := a.recordKeyIDs(ctx, cur, kp); err != nil {
+		return plan, err
 	}
 	plan.APIKeys = kp
 	activity.GetLogger(ctx).Info("api keys preflight passed", "target", t.Name, "providers", len(kp.Providers),
@@ -139,7 +149,7 @@ func (a *APIKeys) adminKey(ctx context.Context, p catalog.Provider) (providers.A
 // anything changes. A key the provider refuses fails for good, naming the
 // provider; rate limits and provider outages are retried.
 func (a *APIKeys) VerifyStagedKeys(ctx context.Context, plan Plan) (StagedKeys, error) {
-	t, err := a.target(plan.Target)
+	t, err := a.plan(plan)
 	if err != nil {
 		return StagedKeys{}, err
 	}
@@ -150,6 +160,9 @@ func (a *APIKeys) VerifyStagedKeys(ctx context.Context, plan Plan) (StagedKeys, 
 	cur, err := a.Kube.CoreV1().Secrets(plan.Namespace).Get(ctx, plan.Current.Name, metav1.GetOptions{})
 	if err != nil {
 		return StagedKeys{}, classify(fmt.Errorf("read current Secret %s: %w", plan.Current.Name, err))
+	}
+	if err := checkLabels(t, cur); err != nil {
+		return StagedKeys{}, err
 	}
 	out := StagedKeys{Fingerprints: map[string]string{}}
 	var rejected, retry []error
@@ -171,7 +184,7 @@ func (a *APIKeys) VerifyStagedKeys(ctx context.Context, plan Plan) (StagedKeys, 
 			}
 			continue
 		}
-		out.Fingerprints[p.Name] = Fingerprint(key)
+		out.Fingerprints[p.Name] = a.Fingerprints.Of(key)
 	}
 	if len(rejected) > 0 {
 		return out, temporal.NewNonRetryableApplicationError(
@@ -188,7 +201,7 @@ func (a *APIKeys) VerifyStagedKeys(ctx context.Context, plan Plan) (StagedKeys, 
 // Probe runs the catalog's HTTP check once consumers use the new keys: the
 // runbook's curl to the application's endpoint.
 func (a *APIKeys) Probe(ctx context.Context, plan Plan) error {
-	t, err := a.target(plan.Target)
+	t, err := a.plan(plan)
 	if err != nil {
 		return err
 	}
@@ -234,12 +247,15 @@ func (a *APIKeys) Probe(ctx context.Context, plan Plan) error {
 // Anthropic sets it inactive). Revoking a key already revoked succeeds, so
 // a retry is safe.
 func (a *APIKeys) RevokeOldKeys(ctx context.Context, plan Plan) (RevokeResult, error) {
-	t, err := a.target(plan.Target)
+	t, err := a.plan(plan)
 	if err != nil {
 		return RevokeResult{}, err
 	}
 	if plan.APIKeys == nil {
 		return RevokeResult{}, badInput("target %s has no api keys plan: PreflightKeys did not run", plan.Target)
+	}
+	if err := a.checkKeyIDs(ctx, t, plan); err != nil {
+		return RevokeResult{}, err
 	}
 	var res RevokeResult
 	for _, pp := range plan.APIKeys.Providers {
@@ -275,6 +291,9 @@ func (a *APIKeys) RevokeOldKeys(ctx context.Context, plan Plan) (RevokeResult, e
 // DiscardStagedKeys deletes keys still staged when a rotation ends without
 // using them.
 func (a *APIKeys) DiscardStagedKeys(ctx context.Context, plan Plan) error {
+	if _, err := a.plan(plan); err != nil {
+		return err
+	}
 	return Staging{Kube: a.Kube, Vault: a.Vault}.discard(ctx, plan)
 }
 

@@ -23,7 +23,7 @@ func TestProbeErrorHidesURLSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &APIKeys{Catalog: cat}
-	err = a.Probe(context.Background(), Plan{Target: "llm"})
+	err = a.Probe(context.Background(), planOf(t, cat, "llm"))
 	if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "GET http://127.0.0.1:1/execute") {
 		t.Fatalf("probe error: %v", err)
 	}

@@ -44,6 +44,9 @@ type rolloutHeartbeat struct {
 // compensation. With in.Old it then reports what in the namespace still
 // uses the old version.
 func (k *Kube) AwaitRollout(ctx context.Context, in AwaitInput) (AwaitResult, error) {
+	if err := checkNamespace(k.Catalog, in.Target, in.Namespace); err != nil {
+		return AwaitResult{}, err
+	}
 	every := k.HeartbeatEvery
 	if every == 0 {
 		every = 10 * time.Second

@@ -29,6 +29,8 @@ type Kube struct {
 	// HeartbeatEvery is how often a rollout wait reports progress; zero
 	// means 10 s.
 	HeartbeatEvery time.Duration
+	// Fingerprints makes the fingerprints of the Secret versions.
+	Fingerprints Fingerprinter
 	// scans shares namespace scans between concurrent activities; nil
 	// scans each time.
 	scans *scanner
@@ -41,15 +43,12 @@ func badInput(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrBadInput, nil)
 }
 
-func refOf(s *corev1.Secret, key string) SecretRef {
+func (k *Kube) refOf(s *corev1.Secret, key string) SecretRef {
 	v, _ := strconv.Atoi(s.Labels[LabelVersion])
 	if v == 0 {
 		v = 1
 	}
-	fp := s.Annotations[AnnotationFingerprint]
-	if fp == "" {
-		fp = Fingerprint(s.Data[key])
-	}
+	fp := k.fingerprintOf(s, key)
 	vv, _ := strconv.Atoi(s.Annotations[AnnotationVaultVersion])
 	var managers []string
 	for _, m := range managersOf(s) {

@@ -1,11 +1,10 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"slices"
 
@@ -25,13 +24,6 @@ func newJWTKey(n int) ([]byte, error) {
 	out := make([]byte, base64.StdEncoding.EncodedLen(n))
 	base64.StdEncoding.Encode(out, b)
 	return out, nil
-}
-
-// Fingerprint identifies a value without revealing it: the first 12 hex
-// digits of its SHA-256, enough to tell versions apart in status output.
-func Fingerprint(value []byte) string {
-	sum := sha256.Sum256(value)
-	return "sha256:" + hex.EncodeToString(sum[:6])
 }
 
 // newMaterial generates the data of a new Secret version for the plan's kind.
@@ -54,7 +46,9 @@ func newMaterial(p Plan) (map[string][]byte, error) {
 		c := postgres.Credentials{Username: p.Postgres.Username, Password: pw}
 		data := map[string][]byte{postgres.UsernameKey: []byte(c.Username), postgres.PasswordKey: []byte(pw)}
 		if p.Postgres.DSNKey != "" {
-			data[p.Postgres.DSNKey] = []byte(postgres.DSN(p.Postgres.Server, c))
+			srv := p.Postgres.Server
+			srv.SSLMode = cmp.Or(p.Postgres.DSNSSLMode, srv.SSLMode)
+			data[p.Postgres.DSNKey] = []byte(postgres.DSN(srv, c))
 		}
 		return data, nil
 	}

@@ -142,6 +142,8 @@ type PostgresPlan struct {
 	// Username is the login role of the new version.
 	Username string `json:"username"`
 	DSNKey   string `json:"dsnKey,omitempty"`
+	// DSNSSLMode is the sslmode of the DSN under DSNKey.
+	DSNSSLMode string `json:"dsnSSLMode,omitempty"`
 }
 
 // DatabaseInput names the versions a database step works on.

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"rotator/catalog"
@@ -28,9 +30,9 @@ type Postgres struct {
 // PreflightDatabase checks the database side of a postgres target and
 // completes the plan with the role the new version logs in as.
 func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, error) {
-	t, err := p.Catalog.Target(plan.Target)
+	t, err := checkPlan(p.Catalog, plan)
 	if err != nil {
-		return plan, badInput("target: %v", err)
+		return plan, err
 	}
 	if t.Postgres == nil {
 		return plan, badInput("target %s: postgres: is required for kind postgres", t.Name)
@@ -38,9 +40,9 @@ func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, erro
 	c := t.Postgres
 	pp := &PostgresPlan{
 		Server:   postgres.Server{Host: c.Host, Port: c.Port, Database: c.Database, SSLMode: c.SSLMode},
-		Strategy: c.Strategy, Role: c.Role, Users: c.Users, DSNKey: c.DSNKey,
+		Strategy: c.Strategy, Role: c.Role, Users: c.Users, DSNKey: c.DSNKey, DSNSSLMode: c.DSNSSLMode,
 	}
-	cur, err := p.credentials(ctx, plan.Namespace, plan.Current.Name)
+	cur, err := p.version(ctx, t, plan.Current.Name)
 	if err != nil {
 		return plan, err
 	}
@@ -115,7 +117,11 @@ func (p *Postgres) PreflightDatabase(ctx context.Context, plan Plan) (Plan, erro
 // its SCRAM verifier. If the staged password already logs in, it did so
 // before (a retry), and nothing is sent.
 func (p *Postgres) ApplyPassword(ctx context.Context, in DatabaseInput) error {
-	pp, staged, err := p.staged(ctx, in)
+	t, err := checkDatabase(p.Catalog, in)
+	if err != nil {
+		return err
+	}
+	pp, staged, err := p.staged(ctx, t, in)
 	if err != nil {
 		return err
 	}
@@ -127,7 +133,7 @@ func (p *Postgres) ApplyPassword(ctx context.Context, in DatabaseInput) error {
 	if err != nil {
 		return err
 	}
-	conn, err := p.changer(ctx, in.Plan, in.Old)
+	conn, err := p.changer(ctx, t, in.Plan, in.Old)
 	if err != nil {
 		return err
 	}
@@ -151,6 +157,10 @@ func (p *Postgres) ApplyPassword(ctx context.Context, in DatabaseInput) error {
 // the role gets its previous password back, so the previous Secret works
 // again. Alternating-users: the previous role was never changed.
 func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error {
+	t, err := checkDatabase(p.Catalog, in)
+	if err != nil {
+		return err
+	}
 	pp, err := pgPlan(in.Plan)
 	if err != nil {
 		return err
@@ -158,14 +168,14 @@ func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error 
 	if pp.Strategy != catalog.StrategySingleUser {
 		return nil
 	}
-	old, err := p.credentials(ctx, in.Plan.Namespace, in.Old.Name)
+	old, err := p.version(ctx, t, in.Old.Name)
 	if err != nil {
 		return err
 	}
 	if postgres.CanLogin(ctx, pp.Server, old) == nil {
 		return nil
 	}
-	staged, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	staged, err := p.version(ctx, t, in.New.Name)
 	if err != nil {
 		return err
 	}
@@ -191,6 +201,10 @@ func (p *Postgres) RestorePassword(ctx context.Context, in DatabaseInput) error 
 // rotation set stops working. Single-user: nothing (RestorePassword undid
 // it).
 func (p *Postgres) LockNewUser(ctx context.Context, in DatabaseInput) error {
+	t, err := checkDatabase(p.Catalog, in)
+	if err != nil {
+		return err
+	}
 	pp, err := pgPlan(in.Plan)
 	if err != nil {
 		return err
@@ -199,7 +213,7 @@ func (p *Postgres) LockNewUser(ctx context.Context, in DatabaseInput) error {
 		!slices.Contains(pp.Users, in.New.Username) {
 		return nil
 	}
-	return p.lock(ctx, in.Plan, in.New.Username, "login role of the rolled-back version locked")
+	return p.lock(ctx, t, in.New.Username, "login role of the rolled-back version locked")
 }
 
 // RefusedLoginBudget is how long VerifyLogin keeps retrying a login the
@@ -213,7 +227,11 @@ const RefusedLoginBudget = time.Minute
 // policy bounds that, and the attempts an outage used must not count
 // against the password.
 func (p *Postgres) VerifyLogin(ctx context.Context, in DatabaseInput) error {
-	pp, staged, err := p.staged(ctx, in)
+	t, err := checkDatabase(p.Catalog, in)
+	if err != nil {
+		return err
+	}
+	pp, staged, err := p.staged(ctx, t, in)
 	if err != nil {
 		return err
 	}
@@ -236,6 +254,10 @@ func loginError(err error, sinceFirstAttempt time.Duration) error {
 // LockPreviousUser removes LOGIN from the alternating user that the
 // consumers left, at retire, so its password stops working.
 func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error {
+	t, err := checkDatabase(p.Catalog, in)
+	if err != nil {
+		return err
+	}
 	pp, err := pgPlan(in.Plan)
 	if err != nil {
 		return err
@@ -243,15 +265,11 @@ func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error
 	if pp.Strategy != catalog.StrategyAlternating || !slices.Contains(pp.Users, in.Old.Username) || in.Old.Username == pp.Username {
 		return nil
 	}
-	return p.lock(ctx, in.Plan, in.Old.Username, "previous login role locked")
+	return p.lock(ctx, t, in.Old.Username, "previous login role locked")
 }
 
 // lock removes LOGIN from one of the target's login roles, as its admin.
-func (p *Postgres) lock(ctx context.Context, plan Plan, role, done string) error {
-	t, err := p.Catalog.Target(plan.Target)
-	if err != nil {
-		return badInput("target: %v", err)
-	}
+func (p *Postgres) lock(ctx context.Context, t catalog.Target, role, done string) error {
 	conn, err := p.admin(ctx, t)
 	if err != nil {
 		return err
@@ -266,19 +284,15 @@ func (p *Postgres) lock(ctx context.Context, plan Plan, role, done string) error
 
 // changer connects as whoever may change the new version's password: the
 // role itself (single-user, with the previous Secret) or the admin.
-func (p *Postgres) changer(ctx context.Context, plan Plan, old SecretRef) (*pgx.Conn, error) {
+func (p *Postgres) changer(ctx context.Context, t catalog.Target, plan Plan, old SecretRef) (*pgx.Conn, error) {
 	pp := plan.Postgres
 	if pp.Strategy == catalog.StrategySingleUser {
-		cur, err := p.credentials(ctx, plan.Namespace, old.Name)
+		cur, err := p.version(ctx, t, old.Name)
 		if err != nil {
 			return nil, err
 		}
 		conn, err := postgres.Connect(ctx, pp.Server, cur)
 		return conn, dbError(err, "the current password no longer works: fix Secret "+old.Name)
-	}
-	t, err := p.Catalog.Target(plan.Target)
-	if err != nil {
-		return nil, badInput("target: %v", err)
 	}
 	return p.admin(ctx, t)
 }
@@ -306,13 +320,39 @@ func (p *Postgres) credentials(ctx context.Context, ns, name string) (postgres.C
 	return c, nil
 }
 
-// staged returns the database plan and the new version's credentials.
-func (p *Postgres) staged(ctx context.Context, in DatabaseInput) (*PostgresPlan, postgres.Credentials, error) {
+// version reads the credentials of a version of the target, refusing a
+// Secret that is not one (see checkLabels): its password is only ever sent
+// to the target's server, as the target's role.
+func (p *Postgres) version(ctx context.Context, t catalog.Target, name string) (postgres.Credentials, error) {
+	s, err := p.Kube.CoreV1().Secrets(t.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return postgres.Credentials{}, badInput("Secret %s/%s does not exist", t.Namespace, name)
+	}
+	if err != nil {
+		return postgres.Credentials{}, classify(fmt.Errorf("read Secret %s/%s: %w", t.Namespace, name, err))
+	}
+	if err := checkLabels(t, s); err != nil {
+		return postgres.Credentials{}, err
+	}
+	c := postgres.Credentials{Username: string(s.Data[postgres.UsernameKey]), Password: string(s.Data[postgres.PasswordKey])}
+	if c.Username == "" || c.Password == "" {
+		return postgres.Credentials{}, badInput("Secret %s/%s needs the keys %q and %q", t.Namespace, name, postgres.UsernameKey, postgres.PasswordKey)
+	}
+	return c, nil
+}
+
+// staged returns the database plan and the new version's credentials,
+// which log in as the role the plan says.
+func (p *Postgres) staged(ctx context.Context, t catalog.Target, in DatabaseInput) (*PostgresPlan, postgres.Credentials, error) {
 	pp, err := pgPlan(in.Plan)
 	if err != nil {
 		return nil, postgres.Credentials{}, err
 	}
-	c, err := p.credentials(ctx, in.Plan.Namespace, in.New.Name)
+	c, err := p.version(ctx, t, in.New.Name)
+	if err == nil && c.Username != pp.Username {
+		err = badInput("target %s: new: Secret %s logs in as %q, not as %q, the role the plan gives the new version: input refused, nothing was changed",
+			t.Name, in.New.Name, c.Username, pp.Username)
+	}
 	return pp, c, err
 }
 
@@ -331,6 +371,10 @@ func dbError(err error, fix string) error {
 	}
 	if postgres.IsAuthFailure(err) || postgres.IsPermissionDenied(err) {
 		return temporal.NewNonRetryableApplicationError(err.Error()+": "+fix, ErrBadInput, err)
+	}
+	if errors.Is(err, postgres.ErrNotEncrypted) {
+		// Its message names the fix; another attempt gets the same server.
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrBadInput, err)
 	}
 	return err
 }

@@ -66,6 +66,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		Current:     v.current,
 		NextVersion: v.next,
 		Grace:       t.Grace.Duration,
+		MinGrace:    t.MinGrace.Duration,
 		Unmoved:     found.unmoved,
 		Lingering:   lingering(scan, v.others),
 
@@ -81,12 +82,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		plan.Seen = append(plan.Seen, Seen{Workload: c.ref, ResourceVersion: c.resourceVersion,
 			Paths: c.secrets[v.current.Name].paths, Annotated: c.annotated})
 	}
-	if c := t.TLS; c != nil {
-		plan.TLS = &TLSPlan{Mount: c.Mount, Role: c.Role, CommonName: c.CommonName, DNSNames: c.DNSNames, IPs: c.IPs, TTL: c.TTL.Duration}
-		if c.Handshake != nil {
-			plan.TLS.Handshake, plan.TLS.ServerName = c.Handshake.Address, c.Handshake.ServerName
-		}
-	}
+	plan.TLS = tlsPlanOf(t)
 	if t.JWT != nil {
 		plan.JWTBytes, plan.DualKey = t.JWT.Bytes, t.JWT.DualKey
 	}
@@ -99,7 +95,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		if err := vault.NewStore(k.Vault, t.Vault.Mount).CheckMount(ctx); err != nil {
 			return Plan{}, vaultError(fmt.Errorf("target %s: vault.mount: %w", t.Name, err))
 		}
-		plan.Vault = &VaultPlan{Mount: t.Vault.Mount, Path: t.Vault.Path}
+		plan.Vault = vaultPlanOf(t)
 	}
 	activity.GetLogger(ctx).Info("preflight passed", "target", t.Name, "current", v.current.Name,
 		"next_version", v.next, "consumers", len(plan.Consumers)+len(plan.Ingresses), "not_repointed", len(plan.Unmoved))

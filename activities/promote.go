@@ -40,6 +40,9 @@ func (k *Kube) PromoteAndAwait(ctx context.Context, in PromoteInput) (PromoteRes
 // it uses either version any more.
 func (k *Kube) Promote(ctx context.Context, in PromoteInput) (PromoteResult, error) {
 	var res PromoteResult
+	if _, err := checkPromote(k.Catalog, in); err != nil {
+		return res, err
+	}
 	// What preflight saw is used on the first attempt only: after that the
 	// workload may have been patched by the attempt before.
 	var seen map[Workload]Seen

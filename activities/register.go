@@ -25,14 +25,21 @@ type Deps struct {
 	// Temporal reads earlier rotations, for the workflows that start
 	// them.
 	Temporal client.Client
+	// Fingerprints keys the fingerprints of secret values (see
+	// LoadFingerprinter); without a key, Register uses a random one for
+	// this process, never an unkeyed hash.
+	Fingerprints Fingerprinter
 }
 
 // Register registers every activity struct's methods with the worker.
 func Register(r worker.ActivityRegistry, d Deps) {
-	r.RegisterActivity(&Kube{Client: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HeartbeatEvery: d.HeartbeatEvery, scans: newScanner()})
+	if !d.Fingerprints.Keyed() {
+		d.Fingerprints = RandomFingerprinter()
+	}
+	r.RegisterActivity(&Kube{Client: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HeartbeatEvery: d.HeartbeatEvery, Fingerprints: d.Fingerprints, scans: newScanner()})
 	r.RegisterActivity(&Postgres{Kube: d.Kube, Catalog: d.Catalog})
-	r.RegisterActivity(&APIKeys{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HTTP: d.HTTP})
-	r.RegisterActivity(&Vault{Client: d.Vault})
+	r.RegisterActivity(&APIKeys{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HTTP: d.HTTP, Fingerprints: d.Fingerprints})
+	r.RegisterActivity(&Vault{Client: d.Vault, Catalog: d.Catalog})
 	r.RegisterActivity(&TLS{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault})
 	r.RegisterActivity(&Rotations{Temporal: d.Temporal})
 }

@@ -186,7 +186,7 @@ func promoteInput(seen ...Seen) PromoteInput {
 func TestPromotePatchesFromWhatPreflightSaw(t *testing.T) {
 	d := deployment("jwt", "7", nil)
 	c := fake.NewClientset(d, secret("jwt", "u1", nil), secret("jwt-2", "u2", map[string]string{LabelStage: StagePending}))
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	seen := seenOf(d, "jwt")
 	val, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(seen))
 	if err != nil {
@@ -239,7 +239,7 @@ func TestPromoteReadsAWorkloadThatChangedSincePreflight(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	if _, err := activityEnv(t, k).ExecuteActivity(k.Promote, promoteInput(seenOf(d, "jwt"))); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestPromoteReadsAWorkloadThatChangedSincePreflight(t *testing.T) {
 
 func TestVerifyCheckedInRolloutReadsNoWorkload(t *testing.T) {
 	c := fake.NewClientset(deployment("jwt", "7", nil))
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	in := VerifyInput{Namespace: testNS, Old: SecretRef{Name: "jwt"}, New: SecretRef{Name: "jwt-2"},
 		Consumers: []Workload{{Kind: "Deployment", Name: "app"}}, CheckedInRollout: true}
 	if _, err := activityEnv(t, k).ExecuteActivity(k.VerifyConsumers, in); err != nil {
@@ -299,7 +299,7 @@ func TestAwaitWatchesFromThePatchAndChecksTheTemplate(t *testing.T) {
 			d := deployment(tc.secret, "8", nil)
 			d.Generation = 2
 			c := fake.NewClientset(d)
-			k := &Kube{Client: c, HeartbeatEvery: time.Second}
+			k := &Kube{Client: c, Catalog: jwtCatalog(), HeartbeatEvery: time.Second}
 			go func() {
 				// The controller finishes the rollout once the watch is open.
 				for !hasWatch(c) {
@@ -337,7 +337,7 @@ func hasWatch(c *fake.Clientset) bool {
 
 func TestRetireScansTheNamespaceAndDeletesByUID(t *testing.T) {
 	c := fake.NewClientset(secret("jwt", "u1", nil))
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	ref := SecretRef{Namespace: testNS, Name: "jwt", Version: 1, UID: "u1"}
 	var opts metav1.DeleteOptions
 	c.PrependReactor("delete", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -361,7 +361,7 @@ func TestRetireScansTheNamespaceAndDeletesByUID(t *testing.T) {
 
 func TestRetireStillRefusesASecretInUse(t *testing.T) {
 	c := fake.NewClientset(secret("jwt", "u1", nil), deployment("jwt", "7", nil))
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	_, err := activityEnv(t, k).ExecuteActivity(k.RetireSecret, RetireInput{Secret: SecretRef{Namespace: testNS, Name: "jwt", UID: "u1"}})
 	if err == nil || !strings.Contains(err.Error(), "still used by deployment/app") {
 		t.Fatalf("err = %v, want a refusal", err)
@@ -376,7 +376,7 @@ func TestRetireKeepsASecretRecreatedUnderTheName(t *testing.T) {
 	c.PrependReactor("delete", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewConflict(corev1.Resource("secrets"), "jwt", errors.New("precondition failed: UID"))
 	})
-	k := &Kube{Client: c}
+	k := &Kube{Client: c, Catalog: jwtCatalog()}
 	val, err := activityEnv(t, k).ExecuteActivity(k.RetireSecret, RetireInput{Secret: SecretRef{Namespace: testNS, Name: "jwt", UID: "u1"}})
 	if err != nil {
 		t.Fatal(err)

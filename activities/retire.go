@@ -15,9 +15,27 @@ import (
 // namespace uses it (see namespaceScan.users). One that is still used is
 // reported (in.Report) or refused, and changes nothing; one another tool
 // manages, or one an engineer asked to keep, is labelled retired instead.
-// Deleting one that is already gone succeeds, so retries are safe.
+// Deleting one that is already gone succeeds, so retries are safe. Only a
+// version of a catalog target is touched: its name <secret>-<n> (or the
+// original <secret>) in the target's namespace, and the target's labels on
+// the object.
 func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, error) {
+	targets, err := versionTargets(k.Catalog, in.Secret)
+	if err != nil {
+		return RetireResult{}, err
+	}
 	if in.Keep {
+		// A read the keep path needs for the labels alone: it is the
+		// rare end of a wait an engineer cut short.
+		s, err := k.Client.CoreV1().Secrets(in.Secret.Namespace).Get(ctx, in.Secret.Name, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
+		}
+		if err == nil {
+			if err := labelledFor(targets, s); err != nil {
+				return RetireResult{}, err
+			}
+		}
 		return k.keep(ctx, in.Secret, "kept as an engineer asked (approve --keep-old)")
 	}
 	scan, err := k.scan(ctx, in.Secret.Namespace)
@@ -42,6 +60,9 @@ func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, 
 	}
 	if err != nil {
 		return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
+	}
+	if err := labelledFor(targets, s); err != nil {
+		return RetireResult{}, err
 	}
 	if in.StagedByRun != "" && s.Annotations[AnnotationRunID] != in.StagedByRun {
 		activity.GetLogger(ctx).Info("kept Secret not staged by this rotation", "secret", in.Secret.Name)

@@ -22,9 +22,9 @@ import (
 // Secret it created and returns the same reference.
 func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error) {
 	p := in.Plan
-	t, err := k.Catalog.Target(p.Target)
+	t, err := checkPlan(k.Catalog, p)
 	if err != nil {
-		return SecretRef{}, badInput("target: %v", err)
+		return SecretRef{}, err
 	}
 	secrets := k.Client.CoreV1().Secrets(p.Namespace)
 	info := activity.GetInfo(ctx)
@@ -41,6 +41,15 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		}
 	}
 
+	// The current version is read before any material is made or
+	// recorded: one that is not the target's stops the step here.
+	cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
+	if err != nil {
+		return SecretRef{}, classify(fmt.Errorf("read current Secret %s for the keys it carries: %w", p.Current.Name, err))
+	}
+	if err := checkLabels(t, cur); err != nil {
+		return SecretRef{}, err
+	}
 	data, err := k.material(ctx, p)
 	if err != nil {
 		return SecretRef{}, err
@@ -57,9 +66,10 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 		annotations[AnnotationVaultVersion] = strconv.Itoa(version)
 	}
 	value := data[p.Key]
-	cur, err := secrets.Get(ctx, p.Current.Name, metav1.GetOptions{})
-	if err != nil {
-		return SecretRef{}, classify(fmt.Errorf("read current Secret %s for the keys it carries: %w", p.Current.Name, err))
+	if ids := cur.Annotations[AnnotationKeyIDs]; ids != "" {
+		// The ids of the keys this version replaces, as the worker found
+		// them at preflight: the only ids retire may revoke.
+		annotations[AnnotationReplacedKeyIDs] = ids
 	}
 	kept := carried(t, cur.Data)
 	maps.Copy(kept, data)
@@ -67,7 +77,9 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	if p.DualKey && !in.Emergency {
 		data[PreviousKey] = cur.Data[p.Key]
 	}
-	annotations[AnnotationFingerprint] = Fingerprint(value)
+	if fp := k.Fingerprints.Of(value); fp != "" {
+		annotations[AnnotationFingerprint] = fp
+	}
 	immutable := true
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -102,7 +114,7 @@ func (k *Kube) StageSecret(ctx context.Context, in StageInput) (SecretRef, error
 	if err := k.staging().discard(ctx, p); err != nil {
 		return SecretRef{}, err
 	}
-	return refOf(created, p.Key), nil
+	return k.refOf(created, p.Key), nil
 }
 
 // ownStaged returns the Secret name if this run staged it before; a
@@ -123,7 +135,7 @@ func (k *Kube) ownStaged(ctx context.Context, p Plan, name, run string) (SecretR
 	if err := k.staging().discard(ctx, p); err != nil {
 		return SecretRef{}, false, err
 	}
-	return refOf(existing, p.Key), true, nil
+	return k.refOf(existing, p.Key), true, nil
 }
 
 // StageWithoutPrevious stages, at retire of a dual-key target with
@@ -133,9 +145,12 @@ func (k *Kube) ownStaged(ctx context.Context, p Plan, name, run string) (SecretR
 // rotation, it returns the Secret it created.
 func (k *Kube) StageWithoutPrevious(ctx context.Context, in DropPreviousInput) (SecretRef, error) {
 	p := in.Plan
-	t, err := k.Catalog.Target(p.Target)
+	t, err := checkPlan(k.Catalog, p)
 	if err != nil {
-		return SecretRef{}, badInput("target: %v", err)
+		return SecretRef{}, err
+	}
+	if err := checkRef(t, "from", in.From); err != nil {
+		return SecretRef{}, err
 	}
 	if !t.DropsPrevious() {
 		return SecretRef{}, badInput("target %s does not drop the previous key at retire (jwt.previous)", t.Name)
@@ -154,7 +169,7 @@ func (k *Kube) StageWithoutPrevious(ctx context.Context, in DropPreviousInput) (
 	data := maps.Clone(from.Data)
 	delete(data, PreviousKey)
 	annotations := map[string]string{AnnotationRunID: run, AnnotationReplaces: from.Name,
-		AnnotationFingerprint: from.Annotations[AnnotationFingerprint]}
+		AnnotationFingerprint: k.fingerprintOf(from, p.Key)}
 	if v := from.Annotations[AnnotationVaultVersion]; v != "" {
 		annotations[AnnotationVaultVersion] = v
 	}
@@ -174,5 +189,5 @@ func (k *Kube) StageWithoutPrevious(ctx context.Context, in DropPreviousInput) (
 		return SecretRef{}, classify(fmt.Errorf("create Secret %s: %w", name, err))
 	}
 	activity.GetLogger(ctx).Info("staged the version without the previous key", "secret", name, "replaces", from.Name)
-	return refOf(created, p.Key), nil
+	return k.refOf(created, p.Key), nil
 }

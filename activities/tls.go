@@ -51,12 +51,22 @@ func (k *Kube) issue(ctx context.Context, p Plan) (map[string][]byte, error) {
 // parses, matches its key, covers every name, chains to its CA and is
 // valid now; with a handshake address, the server there presents it.
 func (c *TLS) VerifyCertificate(ctx context.Context, in CertInput) (CertInfo, error) {
+	t, err := checkPlan(c.Catalog, in.Plan)
+	if err != nil {
+		return CertInfo{}, err
+	}
 	if in.Plan.TLS == nil {
 		return CertInfo{}, badInput("tls target %s has no certificate plan: preflight did not run", in.Plan.Target)
 	}
-	s, err := c.Kube.CoreV1().Secrets(in.New.Namespace).Get(ctx, in.New.Name, metav1.GetOptions{})
+	if err := checkRef(t, "new", in.New); err != nil {
+		return CertInfo{}, err
+	}
+	s, err := c.Kube.CoreV1().Secrets(t.Namespace).Get(ctx, in.New.Name, metav1.GetOptions{})
 	if err != nil {
 		return CertInfo{}, classify(fmt.Errorf("read Secret %s: %w", in.New.Name, err))
+	}
+	if err := checkLabels(t, s); err != nil {
+		return CertInfo{}, err
 	}
 	b := pki.FromSecretData(s.Data)
 	info, err := pki.Verify(b, in.Plan.TLS.Names(), time.Now())

@@ -30,6 +30,13 @@ const (
 	// AnnotationVaultVersion records the KV v2 version that holds the
 	// same material.
 	AnnotationVaultVersion = "rotator.dev/vault-version"
+	// AnnotationKeyIDs records, on a version of an apikeys target, the
+	// provider ids of the keys it holds, as preflight found them through
+	// the admin APIs: JSON, provider name to key id.
+	AnnotationKeyIDs = "rotator.dev/key-ids"
+	// AnnotationReplacedKeyIDs carries AnnotationKeyIDs of the version a
+	// version replaced: the only key ids its retire may revoke.
+	AnnotationReplacedKeyIDs = "rotator.dev/replaced-key-ids"
 	// AnnotationChangeCause is what `kubectl rollout history` shows.
 	AnnotationChangeCause = "kubernetes.io/change-cause"
 )
@@ -141,6 +148,7 @@ type Plan struct {
 	NextVersion int           `json:"nextVersion"`
 	Consumers   []Workload    `json:"consumers"`
 	Grace       time.Duration `json:"grace"`
+	MinGrace    time.Duration `json:"minGrace,omitempty"` // the workflow refuses a shorter grace from its input
 	JWTBytes    int           `json:"jwtBytes,omitempty"`
 	DualKey     bool          `json:"dualKey,omitempty"`
 	// Postgres is set for postgres targets by PreflightDatabase.

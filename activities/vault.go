@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"rotator/catalog"
 	"rotator/vault"
 )
 
@@ -16,6 +17,8 @@ import (
 // again at compensation.
 type Vault struct {
 	Client *vaultapi.Client
+	// Catalog holds the only paths the labels are moved on.
+	Catalog *catalog.Catalog
 }
 
 // record writes the material of a new version to the target's Vault path
@@ -33,6 +36,9 @@ func (k *Kube) record(ctx context.Context, p Plan, run string, data map[string][
 // PromoteVersion labels the version CURRENT and the one it replaces
 // PREVIOUS, and returns the labels it found, which compensation restores.
 func (v *Vault) PromoteVersion(ctx context.Context, in VaultInput) (VaultLabels, error) {
+	if _, err := checkVault(v.Catalog, in.Vault); err != nil {
+		return VaultLabels{}, err
+	}
 	store := vault.NewStore(v.Client, in.Vault.Mount)
 	found, _, err := store.Labels(ctx, in.Vault.Path)
 	if err != nil {
@@ -56,6 +62,9 @@ func (v *Vault) PromoteVersion(ctx context.Context, in VaultInput) (VaultLabels,
 // what promote found and the failed version is soft-deleted, so that it
 // is never taken for live material.
 func (v *Vault) RollbackVersion(ctx context.Context, in VaultInput) error {
+	if _, err := checkVault(v.Catalog, in.Vault); err != nil {
+		return err
+	}
 	store := vault.NewStore(v.Client, in.Vault.Mount)
 	if err := store.Rollback(ctx, in.Vault.Path, in.Version, in.Restore.Current, in.Restore.Previous); err != nil {
 		return vaultError(err)

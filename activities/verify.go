@@ -17,6 +17,9 @@ import (
 // (CheckedInRollout), only Ingresses are left to check.
 func (k *Kube) VerifyConsumers(ctx context.Context, in VerifyInput) (AwaitResult, error) {
 	var res AwaitResult
+	if err := checkNamespace(k.Catalog, "", in.Namespace); err != nil {
+		return res, err
+	}
 	if in.CheckedInRollout && len(in.Ingresses) == 0 {
 		return res, nil
 	}

@@ -112,7 +112,7 @@ func (k *Kube) versions(ctx context.Context, t catalog.Target, key string) (targ
 	if _, ok := cur.Data[t.Key]; !ok {
 		return targetVersions{}, badInput("target %s: key: Secret %s has no data key %q: fix key in rotator.yaml", t.Name, cur.Name, t.Key)
 	}
-	v.current, v.secret, v.next = refOf(cur, t.Key), cur, maxVersion+1
+	v.current, v.secret, v.next = k.refOf(cur, t.Key), cur, maxVersion+1
 	if own != nil {
 		v.next, _ = strconv.Atoi(own.Labels[LabelVersion])
 	}

@@ -430,7 +430,7 @@ func rotatorJWT(ctx context.Context, s *jwtScenario) (jwtRun, error) {
 	if err := s.measure(ctx, &r, before); err != nil {
 		return r, err
 	}
-	if err := starter("approve", s.target, "--by", "bench"); err != nil {
+	if err := starter("approve", s.target, "--by", "bench", "--reason", "bench"); err != nil {
 		return r, err
 	}
 	id := workflows.WorkflowID(s.target)

@@ -145,7 +145,7 @@ func (e *env) newDBScenario(ctx context.Context, alternating bool) (*dbScenario,
 	if err := e.kubectlRun(ctx, "-n", s.ns, "rollout", "status", "deployment/app", "--timeout=5m"); err != nil {
 		return s, err
 	}
-	cat := fmt.Sprintf("targets:\n  - name: %s\n    kind: postgres\n    namespace: %s\n    secret: %s\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n      sslMode: disable\n%s",
+	cat := fmt.Sprintf("targets:\n  - name: %s\n    kind: postgres\n    namespace: %s\n    secret: %s\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n      sslMode: verify-full\n%s",
 		s.target, s.ns, s.secret, pgConfig)
 	dir, err := os.MkdirTemp("", "rotator-bench")
 	if err != nil {

@@ -37,7 +37,11 @@ const (
 
 // Defaults applied to fields a target leaves out.
 const (
-	DefaultGrace    = 7 * 24 * time.Hour
+	DefaultGrace = 7 * 24 * time.Hour
+	// DefaultMinGrace leaves time for a bad rollout's errors to show and
+	// for someone to abort, whoever starts the rotation and however short
+	// a grace they ask for.
+	DefaultMinGrace = time.Hour
 	DefaultJWTBytes = 64
 	DefaultJWTKey   = "secret"
 	// MaxJWTBytes bounds key size: larger keys add nothing to HS512 and a
@@ -103,6 +107,10 @@ type VaultAuth struct {
 	MountPath string `json:"mountPath,omitempty"`
 	// TokenPath is the ServiceAccount token file (default the projected one).
 	TokenPath string `json:"tokenPath,omitempty"`
+	// Audience is the audience that token must carry, the Vault role's
+	// audience (default vault): the worker never sends a token for another
+	// audience, such as the API server's own.
+	Audience string `json:"audience,omitempty"`
 }
 
 // The Vault auth methods the worker supports.
@@ -132,6 +140,11 @@ type Target struct {
 	Every Duration `json:"every,omitzero"`
 	// Grace is how long the previous version stays valid after promote.
 	Grace Duration `json:"grace,omitzero"`
+	// MinGrace is the shortest grace a rotation of the target may ask for
+	// instead of Grace (starter rotate --grace, the workflow input's
+	// grace); the worker refuses a shorter one. Default: DefaultMinGrace,
+	// or Grace when that is shorter.
+	MinGrace Duration `json:"minGrace,omitzero"`
 	// JWT configures the jwt kind.
 	JWT *JWT `json:"jwt,omitempty"`
 	// Postgres configures the postgres kind.
@@ -184,8 +197,21 @@ type Postgres struct {
 	Port int    `json:"port,omitempty"`
 	// Database is the database to log in to (default: the role's name).
 	Database string `json:"database,omitempty"`
-	// SSLMode is libpq's sslmode (default prefer).
+	// SSLMode is libpq's sslmode for the worker's own connections
+	// (default verify-full, against PGSSLROOTCERT or the system's CAs).
+	// Whatever the mode, the worker refuses a connection that ends up
+	// without TLS unless the mode is disable: allow and prefer fall back
+	// to plain text silently, and ALTER ROLE must not travel so.
 	SSLMode string `json:"sslMode,omitempty"`
+	// DSNSSLMode is the sslmode written into the DSN the consumers read
+	// (default: SSLMode when the catalog writes one, else prefer, what the
+	// DSN said before the worker's default became verify-full: a
+	// consumer without the server's CA would fail to connect).
+	DSNSSLMode string `json:"dsnSSLMode,omitempty"`
+	// SSLModeDefaulted says the catalog wrote no sslMode, so SSLMode is
+	// DefaultSSLMode: rotations planned before that default (prefer then)
+	// carry prefer, which the worker then replaces with verify-full.
+	SSLModeDefaulted bool `json:"-"`
 	// Role is the login role (single-user) or the role that owns the
 	// objects and whose members the two login roles are (alternating-users).
 	Role string `json:"role"`

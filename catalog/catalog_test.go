@@ -85,12 +85,13 @@ targets:
 	}
 	db, _ := c.Target("db")
 	p := db.Postgres
-	if db.Key != "password" || p.Port != 5432 || p.Database != "orchestrator" || p.SSLMode != "prefer" ||
+	if db.Key != "password" || p.Port != 5432 || p.Database != "orchestrator" || p.SSLMode != "verify-full" || p.DSNSSLMode != "prefer" ||
 		len(p.Users) != 2 || p.Users[0] != "orchestrator_a" || p.Users[1] != "orchestrator_b" {
 		t.Errorf("defaults not applied: %+v", p)
 	}
 	db2, _ := c.Target("db2")
-	if db2.Postgres.Strategy != catalog.StrategySingleUser || db2.Postgres.Port != 6432 {
+	// A written sslMode is the DSN's too.
+	if db2.Postgres.Strategy != catalog.StrategySingleUser || db2.Postgres.Port != 6432 || db2.Postgres.DSNSSLMode != "verify-full" {
 		t.Errorf("db2: %+v", db2.Postgres)
 	}
 }
@@ -146,5 +147,28 @@ targets:
 	if got.Key != "tls.crt" || got.TLS.Mount != "pki" || got.TLS.TTL.Duration != 90*24*time.Hour ||
 		got.TLS.RenewBefore.Duration != 30*24*time.Hour || got.TLS.Handshake.ServerName != "web.ns.svc" {
 		t.Errorf("defaults not applied: %+v %+v", got, got.TLS)
+	}
+}
+
+// minGrace defaults to an hour, or to the target's grace when that is
+// shorter, so that the default never refuses the target's own grace.
+func TestMinGraceDefaults(t *testing.T) {
+	c, err := catalog.Parse([]byte(`
+targets:
+  - {name: week, kind: jwt, namespace: ns, secret: a}
+  - {name: short, kind: jwt, namespace: ns, secret: b, grace: 10m}
+  - {name: strict, kind: jwt, namespace: ns, secret: c, grace: 7d, minGrace: 2d}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]time.Duration{"week": time.Hour, "short": 10 * time.Minute, "strict": 48 * time.Hour} {
+		got, err := c.Target(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.MinGrace.Duration != want {
+			t.Errorf("%s: minGrace %s, want %s", name, got.MinGrace.Duration, want)
+		}
 	}
 }

@@ -11,12 +11,17 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"rotator/internal/loopback"
 	"rotator/providers"
 	"rotator/vault"
 )
 
 // pgMaxIdentifier is PostgreSQL's NAMEDATALEN-1.
 const pgMaxIdentifier = 63
+
+// DefaultSSLMode is the worker's sslmode where the catalog writes none:
+// encrypted, and to the server the catalog names.
+const DefaultSSLMode = "verify-full"
 
 var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 
@@ -45,6 +50,9 @@ func (p *Postgres) check(fail func(field, format string, args ...any)) {
 	}
 	if !slices.Contains(sslModes, p.SSLMode) {
 		fail("postgres.sslMode", "%q is not an sslmode: use one of %s", truncate(p.SSLMode), strings.Join(sslModes, ", "))
+	}
+	if p.DSNKey != "" && !slices.Contains(sslModes, p.DSNSSLMode) {
+		fail("postgres.dsnSSLMode", "%q is not an sslmode: use one of %s", truncate(p.DSNSSLMode), strings.Join(sslModes, ", "))
 	}
 	switch p.Strategy {
 	case StrategySingleUser:
@@ -150,6 +158,8 @@ func (a *APIKeys) check(fail func(field, format string, args ...any)) {
 		if p.Name != "" && p.BaseURL != "" {
 			if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				fail(field+".baseURL", "%q is not an http(s) URL: use e.g. %s", truncate(p.BaseURL), providers.DefaultBaseURL(p.Name))
+			} else if !encryptedOrLoopback(u) {
+				fail(field+".baseURL", "%q is plain http to a host that is not loopback: the admin key and the new keys would travel in clear text; use https://, e.g. %s", truncate(p.BaseURL), providers.DefaultBaseURL(p.Name))
 			}
 		}
 		if p.Admin != nil {
@@ -169,6 +179,8 @@ func (a *APIKeys) check(fail func(field, format string, args ...any)) {
 	if pr := a.Probe; pr != nil {
 		if u, err := url.Parse(pr.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			fail("apiKeys.probe.url", "%q is not an http(s) URL: use the endpoint that exercises the keys, e.g. https://orchestrator.example.com/api/v1/workflows/execute", truncate(pr.URL))
+		} else if !encryptedOrLoopback(u) {
+			fail("apiKeys.probe.url", "%q is plain http to a host that is not loopback: what the probe sends and reads would travel in clear text; use https://", truncate(pr.URL))
 		}
 		if !slices.Contains([]string{"GET", "HEAD", "POST"}, pr.Method) {
 			fail("apiKeys.probe.method", "%q is not supported: use GET, HEAD or POST", truncate(pr.Method))
@@ -299,4 +311,10 @@ func (v *Vault) check() error {
 		return fmt.Errorf("vault.auth.method: %q is not supported: use token or kubernetes", truncate(v.Auth.Method))
 	}
 	return nil
+}
+
+// encryptedOrLoopback accepts https, and plain http only where the
+// connection never leaves the machine.
+func encryptedOrLoopback(u *url.URL) bool {
+	return u.Scheme == "https" || loopback.Is(u.Hostname())
 }

@@ -102,6 +102,10 @@ func checkDuration(fail func(field, format string, args ...any), field string, d
 	}
 }
 
+// FormatDuration writes a duration as a catalog author would: 1h0m0s as
+// 1h, 1m0s as 1m.
+func FormatDuration(d time.Duration) string { return shortDuration(d) }
+
 // shortDuration writes 1h0m0s as 1h and 1m0s as 1m.
 func shortDuration(d time.Duration) string {
 	s := d.String()

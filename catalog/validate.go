@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,6 +59,9 @@ func (t *Target) applyDefaults() {
 	if !t.Grace.set {
 		t.Grace.Duration = DefaultGrace
 	}
+	if !t.MinGrace.set {
+		t.MinGrace.Duration = min(DefaultMinGrace, t.Grace.Duration)
+	}
 	if !t.Every.set {
 		t.Every.Duration = defaultEvery[t.Kind]
 	}
@@ -72,8 +76,11 @@ func (t *Target) applyDefaults() {
 		if p.Database == "" {
 			p.Database = p.Role
 		}
+		if p.DSNSSLMode == "" {
+			p.DSNSSLMode = cmp.Or(p.SSLMode, "prefer")
+		}
 		if p.SSLMode == "" {
-			p.SSLMode = "prefer"
+			p.SSLMode, p.SSLModeDefaulted = DefaultSSLMode, true
 		}
 		if p.Strategy == "" {
 			p.Strategy = StrategySingleUser
@@ -184,6 +191,11 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 		}
 	}
 	checkDuration(fail, "grace", t.Grace, minGrace, "e.g. grace: 168h (7 days); use an emergency rotation to skip grace")
+	checkDuration(fail, "minGrace", t.MinGrace, minGrace, "e.g. minGrace: 1h")
+	if t.MinGrace.set && t.MinGrace.bad == "" && t.Grace.bad == "" && t.MinGrace.Duration > t.Grace.Duration {
+		fail("minGrace", "%s is longer than grace %s, which would refuse the target's own grace: lower minGrace or raise grace",
+			shortDuration(t.MinGrace.Duration), shortDuration(t.Grace.Duration))
+	}
 	if t.JWT != nil {
 		if t.Kind != KindJWT {
 			fail("jwt", "is only valid for kind jwt: remove it or set kind: jwt")

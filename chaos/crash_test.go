@@ -431,7 +431,7 @@ func plainRotation(t *testing.T, ctx context.Context, tg *target, workflowType s
 	if _, err := waitEvent(ctx, devstack.temporal, id, "grace", stepReached(workflows.StepGrace)); err != nil {
 		t.Fatal(err)
 	}
-	if err := devstack.temporal.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.Decision{By: "chaos"}); err != nil {
+	if err := devstack.temporal.SignalWorkflow(ctx, id, "", workflows.SignalApprove, workflows.Decision{By: "chaos", Reason: "crash test"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := run.Get(ctx, nil); err != nil {

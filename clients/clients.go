@@ -61,7 +61,7 @@ func KubeFor(cfg *rest.Config) (kubernetes.Interface, error) {
 func Vault(ctx context.Context, cfg *catalog.Vault, log *slog.Logger) (*vaultapi.Client, func(), error) {
 	var a vault.Auth
 	if cfg != nil {
-		a = vault.Auth{Method: cfg.Auth.Method, Role: cfg.Auth.Role, MountPath: cfg.Auth.MountPath, TokenPath: cfg.Auth.TokenPath}
+		a = vault.Auth{Method: cfg.Auth.Method, Role: cfg.Auth.Role, MountPath: cfg.Auth.MountPath, TokenPath: cfg.Auth.TokenPath, Audience: cfg.Auth.Audience}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -44,7 +44,8 @@ type Temporal struct {
 	// Codec encrypts payloads and failure messages. Nil: Dial loads one
 	// from ROTATOR_CODEC_KEYS_FILE or ROTATOR_CODEC_KEYS, and payloads stay
 	// plain when neither is set. Set it to use a keyring from elsewhere
-	// (tests).
+	// (tests). ROTATOR_CODEC_REQUIRED=true applies to it too: Dial then
+	// fails without one, and the codec refuses unencrypted payloads.
 	Codec converter.PayloadCodec
 	// MetricsHandler receives the SDK's metrics, and the workflows' own
 	// through workflow.GetMetricsHandler. Nil: none are recorded.
@@ -158,18 +159,9 @@ func (t Temporal) Dial(log *slog.Logger) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := t.Codec
-	if pc == nil {
-		// Checked before dialing: a keyring that is set but unusable must
-		// stop the process, not let it write plaintext.
-		ring, err := codec.Load()
-		if err != nil {
-			return nil, err
-		}
-		if ring != nil {
-			pc = ring
-			log.Info("payload encryption on", "active_key", ring.ActiveKeyID(), "keys", ring.KeyIDs())
-		}
+	pc, err := t.payloadCodec(log)
+	if err != nil {
+		return nil, err
 	}
 	if pc != nil {
 		dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), pc)
@@ -186,6 +178,44 @@ func (t Temporal) Dial(log *slog.Logger) (client.Client, error) {
 	log.Info("connected to Temporal", "address", opts.HostPort, "namespace", opts.Namespace,
 		"tls", opts.ConnectionOptions.TLS != nil, "api_key", opts.Credentials != nil)
 	return c, nil
+}
+
+// payloadCodec is the codec Dial uses: Temporal.Codec, else the keyring
+// from the environment, else none. With ROTATOR_CODEC_REQUIRED=true a
+// missing keyring is an error and the codec refuses unencrypted payloads.
+// All of it is checked before dialing: a keyring that is set but unusable,
+// or required but absent, must stop the process, not let it write or
+// accept plaintext.
+func (t Temporal) payloadCodec(log *slog.Logger) (converter.PayloadCodec, error) {
+	required, err := codec.Required()
+	if err != nil {
+		return nil, err
+	}
+	pc, fromEnv := t.Codec, false
+	if pc == nil {
+		ring, err := codec.Load()
+		if err != nil {
+			return nil, err
+		}
+		if ring != nil {
+			pc, fromEnv = ring, true
+		}
+	}
+	if required {
+		ring, ok := pc.(*codec.Codec)
+		switch {
+		case pc == nil:
+			return nil, fmt.Errorf("%s=true, but no keyring is configured: set %s to the keyring file (README, \"Payload encryption\"), or unset %s to run without encryption",
+				codec.EnvRequired, codec.EnvKeysFile, codec.EnvRequired)
+		case !ok:
+			return nil, fmt.Errorf("%s=true needs rotator's codec; the client was given a %T", codec.EnvRequired, pc)
+		}
+		pc = ring.RefusingPlain()
+	}
+	if ring, ok := pc.(*codec.Codec); ok && fromEnv {
+		log.Info("payload encryption on", "active_key", ring.ActiveKeyID(), "keys", ring.KeyIDs(), "refuse_plain", ring.RefusesPlain())
+	}
+	return pc, nil
 }
 
 // NamespaceName is the namespace the connection uses, for the visibility

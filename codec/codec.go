@@ -83,12 +83,19 @@ func GenerateKey() (Key, error) {
 	return Key{ID: time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(suffix), Secret: secret}, nil
 }
 
+// ErrPlainPayload is wrapped by the error of a codec made by RefusingPlain
+// for a payload that is not encrypted.
+var ErrPlainPayload = errors.New("unencrypted payload refused")
+
 // Codec is an AES-256-GCM converter.PayloadCodec over a keyring. It is
 // safe for concurrent use.
 type Codec struct {
 	active string
 	aeads  map[string]cipher.AEAD
 	ids    []string // in configuration order, for messages
+	// refusePlain makes Decode fail on a payload that is not encrypted
+	// instead of passing it through (RefusingPlain).
+	refusePlain bool
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
@@ -137,6 +144,22 @@ func (c *Codec) ActiveKeyID() string { return c.active }
 // they were configured.
 func (c *Codec) KeyIDs() []string { return slices.Clone(c.ids) }
 
+// RefusingPlain returns a codec with the same keys whose Decode fails on
+// any payload that is not encrypted, rather than passing it through. Once
+// every writer encrypts, a plain payload can only come from someone without
+// the keyring (a Temporal CLI or Web UI without the codec server, a process
+// started without the keys), and a worker that refuses it acts only on
+// what a key holder sent. The codec server keeps the lenient codec: it
+// only displays payloads.
+func (c *Codec) RefusingPlain() *Codec {
+	strict := *c
+	strict.refusePlain = true
+	return &strict
+}
+
+// RefusesPlain reports whether Decode refuses unencrypted payloads.
+func (c *Codec) RefusesPlain() bool { return c.refusePlain }
+
 // Encode encrypts each payload, metadata included, with the active key:
 // the original encoding (json/plain, binary/null...) is hidden too, and
 // Decode restores the payload exactly.
@@ -166,11 +189,22 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 
 // Decode decrypts each encrypted payload with the key its metadata names.
 // Payloads that are not encrypted pass through unchanged, so histories
-// written before the codec was enabled still replay and display.
+// written before the codec was enabled still replay and display; a codec
+// made by RefusingPlain fails on them instead.
 func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		if p == nil || string(p.GetMetadata()[converter.MetadataEncoding]) != EncodingEncrypted {
+		if p == nil {
+			continue
+		}
+		if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != EncodingEncrypted {
+			if c.refusePlain {
+				// The encoding names a format (json/plain...), never data.
+				return nil, fmt.Errorf("%w: a payload with encoding %q is not encrypted, and %s=true accepts only encrypted ones: "+
+					"whoever sent it has no keyring (a Temporal CLI or Web UI without the codec server, or a process without %s); "+
+					"send it again with the keyring, or unset %s to accept plain payloads",
+					ErrPlainPayload, enc, EnvRequired, EnvKeysFile, EnvRequired)
+			}
 			out[i] = p
 			continue
 		}

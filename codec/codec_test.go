@@ -322,3 +322,82 @@ func TestCodecLoad(t *testing.T) {
 		})
 	}
 }
+
+// A codec made by RefusingPlain decodes what its keys encrypted and fails,
+// naming ROTATOR_CODEC_REQUIRED and the fix, on every payload that is not
+// encrypted, through the data converter as the SDK calls it; the codec it
+// came from still passes plain payloads through.
+func TestCodecRefusingPlain(t *testing.T) {
+	lenient := testCodec(t, "k1", testKey(t, "k1"))
+	strict := lenient.RefusingPlain()
+	if lenient.RefusesPlain() || !strict.RefusesPlain() {
+		t.Fatalf("RefusesPlain: lenient %v, strict %v", lenient.RefusesPlain(), strict.RefusesPlain())
+	}
+	enc, err := strict.Encode(payloads(t, marker, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := strict.Decode(append(enc, nil))
+	if err != nil {
+		t.Fatalf("the strict codec refuses what it encrypted: %v", err)
+	}
+	var got string
+	if err := converter.GetDefaultDataConverter().FromPayload(dec[0], &got); err != nil || got != marker || dec[2] != nil {
+		t.Fatalf("decoded %q, %v, %v", got, err, dec[2])
+	}
+
+	for name, p := range map[string]*commonpb.Payload{
+		"json":        payloads(t, marker)[0],
+		"binary/null": payloads(t, nil)[0],
+		"no metadata": {Data: []byte(marker)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := strict.Decode([]*commonpb.Payload{enc[0], p})
+			if !errors.Is(err, ErrPlainPayload) {
+				t.Fatalf("want ErrPlainPayload, got %v", err)
+			}
+			for _, want := range []string{EnvRequired, EnvKeysFile, "not encrypted"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the error does not name %s: %v", want, err)
+				}
+			}
+			if strings.Contains(err.Error(), marker) {
+				t.Errorf("the error shows the payload's data: %v", err)
+			}
+			if _, err := lenient.Decode([]*commonpb.Payload{p}); err != nil {
+				t.Errorf("RefusingPlain changed the codec it was made from: %v", err)
+			}
+		})
+	}
+
+	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), strict)
+	var v string
+	if err := dc.FromPayloads(&commonpb.Payloads{Payloads: payloads(t, marker)}, &v); !errors.Is(err, ErrPlainPayload) {
+		t.Fatalf("a plain workflow input through the data converter: want ErrPlainPayload, got %v (decoded %q)", err, v)
+	}
+}
+
+func TestCodecRequired(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  bool
+		err   string
+	}{
+		{"", false, ""},
+		{"true", true, ""},
+		{" 1 ", true, ""},
+		{"false", false, ""},
+		{"yes", false, `ROTATOR_CODEC_REQUIRED="yes": want true or false`},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			t.Setenv(EnvRequired, tc.value)
+			got, err := Required()
+			switch {
+			case tc.err != "" && (err == nil || err.Error() != tc.err):
+				t.Fatalf("want error %q, got %v, %v", tc.err, got, err)
+			case tc.err == "" && (err != nil || got != tc.want):
+				t.Fatalf("want %v, got %v, %v", tc.want, got, err)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -15,6 +16,10 @@ const (
 	EnvKeysFile = "ROTATOR_CODEC_KEYS_FILE"
 	// EnvKeys holds the same lines inline, for local runs.
 	EnvKeys = "ROTATOR_CODEC_KEYS"
+	// EnvRequired, when true, makes payload encryption mandatory: a
+	// process without a keyring refuses to start, and its codec refuses
+	// unencrypted payloads (Codec.RefusingPlain).
+	EnvRequired = "ROTATOR_CODEC_REQUIRED"
 )
 
 // activeMark is the word that may follow a key line to make it the active
@@ -26,6 +31,21 @@ const activeMark = "active"
 // reading or checking the keys.
 func Enabled() bool {
 	return os.Getenv(EnvKeysFile) != "" || os.Getenv(EnvKeys) != ""
+}
+
+// Required reports whether ROTATOR_CODEC_REQUIRED asks for mandatory
+// encryption. Unset or empty is false; a value that is not a boolean is an
+// error, so that a typo cannot turn the requirement off unnoticed.
+func Required() (bool, error) {
+	v := strings.TrimSpace(os.Getenv(EnvRequired))
+	if v == "" {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want true or false", EnvRequired, v)
+	}
+	return on, nil
 }
 
 // Load builds the codec from ROTATOR_CODEC_KEYS_FILE or ROTATOR_CODEC_KEYS.

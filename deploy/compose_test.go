@@ -228,3 +228,23 @@ func TestComposeWithoutWorkerProfile(t *testing.T) {
 		t.Error("temporal does not start by default")
 	}
 }
+
+// TestComposeEnvFileMode: `deploy/compose/mkenv > .env`, as the README
+// says, leaves a file only its owner can read, whatever the umask.
+func TestComposeEnvFileMode(t *testing.T) {
+	env := filepath.Join(t.TempDir(), ".env")
+	script, err := filepath.Abs(filepath.Join(root, "deploy/compose/mkenv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sh", "-c", `umask 022 && sh "$1" > "$2"`, "sh", script, env).CombinedOutput(); err != nil {
+		t.Fatalf("mkenv > .env: %v\n%s", err, out)
+	}
+	st, err := os.Stat(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mkenv > .env leaves mode %v; want 0600 (it holds passwords)", st.Mode().Perm())
+	}
+}

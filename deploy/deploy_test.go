@@ -416,10 +416,12 @@ func vaultLogin(t *testing.T, ds devstackEnv, worker, id string) {
 	t.Cleanup(func() {
 		_ = ds.kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
 	})
-	token := func(sa string) string {
+	// token is a ServiceAccount's token for the audiences (none: the API
+	// server's own, as the reviewer's must be).
+	token := func(sa string, audiences ...string) string {
 		expiry := int64(600)
 		tr, err := ds.kube.CoreV1().ServiceAccounts(worker).CreateToken(ctx, sa,
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry, Audiences: audiences}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -470,15 +472,20 @@ func vaultLogin(t *testing.T, ds devstackEnv, worker, id string) {
 	login := func(jwt string) (*vaultapi.Secret, error) {
 		return root.Logical().WriteWithContext(ctx, "auth/"+mount+"/login", map[string]any{"role": role, "jwt": jwt})
 	}
-	sec, err := login(token(workerServiceAccount))
+	// What the Deployment's projected volume vault-token holds.
+	sec, err := login(token(workerServiceAccount, "vault"))
 	if err != nil || sec == nil || sec.Auth == nil {
 		t.Fatalf("the worker's ServiceAccount cannot log in to Vault: %v", err)
+	}
+	// The role takes no token for the API server's audience.
+	if _, err := login(token(workerServiceAccount)); err == nil || !strings.Contains(err.Error(), "audience") {
+		t.Errorf("the worker's API server token logs in to Vault: %v", err)
 	}
 	if !slices.Contains(sec.Auth.Policies, policy) {
 		t.Errorf("the login's policies are %v, want %s", sec.Auth.Policies, policy)
 	}
 	// Another ServiceAccount of the same namespace is not the worker.
-	if _, err := login(token(reviewer)); err == nil {
+	if _, err := login(token(reviewer, "vault")); err == nil {
 		t.Error("a ServiceAccount other than the worker's logs in with the worker's Vault role")
 	}
 

@@ -115,16 +115,57 @@ var secretName = regexp.MustCompile(`(?i)(passw|secret|token|api_?key|private_?k
 // TestDockerfileRules enforces what rotator's image must be, beyond the
 // linter: multi-stage, every base image pinned by tag or digest (never
 // latest), the builder on versions.env's Go, a distroless non-root final
-// stage whose entrypoint is the worker, static trimmed builds of the worker
-// and the starter, no ADD from a URL and no secret-like ARG or ENV.
+// stage whose entrypoint is the worker, both base images carrying the
+// digests versions.env records for them (if any), static trimmed builds of
+// the worker and the starter, no ADD from a URL and no secret-like ARG or
+// ENV.
 func TestDockerfileRules(t *testing.T) {
-	for _, p := range dockerfileProblems(t, readFile(t, "Dockerfile")) {
+	for _, p := range dockerfileProblems(t, readFile(t, "Dockerfile"), versions(t)) {
 		t.Error(p)
 	}
 }
 
-// dockerfileProblems returns how a Dockerfile breaks TestDockerfileRules.
-func dockerfileProblems(t *testing.T, dt []byte) []string {
+// The Dockerfile's base images, and the deploy/versions.env entries that
+// hold their digests.
+const (
+	distrolessImage = "gcr.io/distroless/static-debian12:nonroot"
+	goDigestKey     = "GO_IMAGE_DIGEST"
+	distrolessKey   = "DISTROLESS_IMAGE_DIGEST"
+)
+
+// imageDigest matches what a pin by digest must be: sha256 and 64 lowercase
+// hex digits, the form registries and `docker buildx imagetools inspect`
+// print.
+var imageDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// imagePinProblem checks an image reference against the name:tag it must
+// have, optionally followed by @<digest>. recorded is the digest
+// versions.env holds under key ("" for none): when set, the reference must
+// carry exactly it; when the reference carries a digest, versions.env must
+// record it, so that a version and its digest change together. key ""
+// skips that record (images whose digest versions.env does not track).
+func imagePinProblem(ref, want, key, recorded string) string {
+	nameTag, dig, digested := strings.Cut(ref, "@")
+	switch {
+	case nameTag != want:
+		return fmt.Sprintf("want %s or %s@sha256:<digest>", want, want)
+	case digested && !imageDigest.MatchString(dig):
+		return fmt.Sprintf("the digest %q must be sha256: and 64 lowercase hex digits", dig)
+	case key == "":
+		return ""
+	case recorded != "" && !imageDigest.MatchString(recorded):
+		return fmt.Sprintf("deploy/versions.env %s=%q must be sha256: and 64 lowercase hex digits", key, recorded)
+	case recorded != "" && dig != recorded:
+		return fmt.Sprintf("deploy/versions.env %s pins it to %s: write %s@%s", key, recorded, want, recorded)
+	case digested && recorded == "":
+		return fmt.Sprintf("deploy/versions.env %s is empty: record %s there too, so that the version and its digest change together", key, dig)
+	}
+	return ""
+}
+
+// dockerfileProblems returns how a Dockerfile breaks TestDockerfileRules,
+// given deploy/versions.env's entries.
+func dockerfileProblems(t *testing.T, dt []byte, v map[string]string) []string {
 	t.Helper()
 	var problems []string
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -179,11 +220,16 @@ func dockerfileProblems(t *testing.T, dt []byte) []string {
 	}
 
 	build, final := stages[0], stages[len(stages)-1]
-	if want := "golang:" + version(t, "GO_VERSION") + "-bookworm"; build.BaseName != want {
-		fail("the build stage is FROM %s, want %s (deploy/versions.env GO_VERSION)", build.BaseName, want)
+	for _, key := range []string{"GO_VERSION", goDigestKey, distrolessKey} {
+		if _, ok := v[key]; !ok {
+			t.Fatalf("deploy/versions.env has no %s= line (a digest may be empty)", key)
+		}
 	}
-	if want := "gcr.io/distroless/static-debian12:nonroot"; final.BaseName != want {
-		fail("the final stage is FROM %s, want %s", final.BaseName, want)
+	if p := imagePinProblem(build.BaseName, "golang:"+v["GO_VERSION"]+"-bookworm", goDigestKey, v[goDigestKey]); p != "" {
+		fail("the build stage is FROM %s: %s (deploy/versions.env GO_VERSION)", build.BaseName, p)
+	}
+	if p := imagePinProblem(final.BaseName, distrolessImage, distrolessKey, v[distrolessKey]); p != "" {
+		fail("the final stage is FROM %s: %s", final.BaseName, p)
 	}
 
 	var runs, env []string
@@ -274,11 +320,59 @@ func TestDockerfileRulesCatch(t *testing.T) {
 			if !strings.Contains(good, c.old) {
 				t.Fatalf("the Dockerfile no longer contains %q: update this case", c.old)
 			}
-			got := strings.Join(dockerfileProblems(t, []byte(strings.Replace(good, c.old, c.new, 1))), "\n")
+			got := strings.Join(dockerfileProblems(t, []byte(strings.Replace(good, c.old, c.new, 1)), versions(t)), "\n")
 			if !strings.Contains(got, c.want) {
 				t.Errorf("want a problem containing %q, got:\n%s", c.want, got)
 			}
 		})
+	}
+}
+
+// TestDockerfileDigests: the base images may be pinned by digest,
+// image:tag@sha256:<64 hex>, with the digest recorded in
+// deploy/versions.env; a digest that is malformed, differs from the record
+// or is not recorded is a problem, and so is a record the FROM line lacks.
+func TestDockerfileDigests(t *testing.T) {
+	good := string(readFile(t, "Dockerfile"))
+	goFrom := "FROM golang:" + version(t, "GO_VERSION") + "-bookworm"
+	distrolessFrom := "FROM " + distrolessImage
+	for _, from := range []string{goFrom + " ", distrolessFrom + "\n"} {
+		if !strings.Contains(good, from) {
+			t.Fatalf("the Dockerfile has no %q: update this test with it", from)
+		}
+	}
+	d1, d2 := digest.FromString("golang").String(), digest.FromString("distroless").String()
+	pinned := strings.Replace(strings.Replace(good, goFrom+" ", goFrom+"@"+d1+" ", 1), distrolessFrom+"\n", distrolessFrom+"@"+d2+"\n", 1)
+	upper := "sha256:" + strings.ToUpper(strings.TrimPrefix(d1, "sha256:"))
+	for _, c := range []struct {
+		name, dockerfile           string
+		goDigest, distrolessDigest string
+		want                       string // "" for no problem
+	}{
+		{"tags, nothing recorded", good, "", "", ""},
+		{"digests, recorded", pinned, d1, d2, ""},
+		{"digests, not recorded", pinned, "", d2, "GO_IMAGE_DIGEST is empty: record " + d1},
+		{"recorded, not pinned", good, d1, "", "GO_IMAGE_DIGEST pins it to " + d1},
+		{"recorded distroless, not pinned", good, "", d2, "DISTROLESS_IMAGE_DIGEST pins it to " + d2},
+		{"another digest", pinned, d2, d2, "GO_IMAGE_DIGEST pins it to " + d2},
+		{"malformed record", good, "sha256:abc", "", `GO_IMAGE_DIGEST="sha256:abc" must be sha256: and 64`},
+		{"upper-case digest", strings.Replace(pinned, d1, upper, 1), d1, d2, "must be sha256: and 64 lowercase hex digits"},
+		{"another tag, digested", strings.Replace(pinned, "-bookworm@", "-alpine@", 1), d1, d2, "want golang:" + version(t, "GO_VERSION") + "-bookworm or"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := versions(t)
+			v[goDigestKey], v[distrolessKey] = c.goDigest, c.distrolessDigest
+			got := strings.Join(dockerfileProblems(t, []byte(c.dockerfile), v), "\n")
+			switch {
+			case c.want == "" && got != "":
+				t.Errorf("want no problem, got:\n%s", got)
+			case c.want != "" && !strings.Contains(got, c.want):
+				t.Errorf("want a problem containing %q, got:\n%s", c.want, got)
+			}
+		})
+	}
+	if lint := lintDockerfile(t, []byte(pinned)); len(lint) > 0 {
+		t.Errorf("BuildKit's checks refuse the Dockerfile pinned by digest: %v", lint)
 	}
 }
 

@@ -408,7 +408,11 @@ func TestPostgresServer(t *testing.T) {
 	}
 	var out bytes.Buffer
 	p := &procs{pidDir: filepath.Join(dir, "pids"), logDir: filepath.Join(dir, "logs"), workDir: dir, out: &out}
-	pg := &pgServer{dir: filepath.Join(dir, "postgres"), port: freePort(t), logFile: filepath.Join(dir, "logs", "postgres.log"),
+	pki := filepath.Join(dir, "pki")
+	if err := ensurePKI(pki, []string{servicesCA}, serviceLeaves()); err != nil {
+		t.Fatal(err)
+	}
+	pg := &pgServer{dir: filepath.Join(dir, "postgres"), pki: pki, port: freePort(t), logFile: filepath.Join(dir, "logs", "postgres.log"),
 		markers: []string{dir + string(os.PathSeparator)}, out: &out}
 	if err := os.MkdirAll(p.logDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -432,6 +436,14 @@ func TestPostgresServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "role orchestrator created") || !strings.Contains(out.String(), "database orchestrator created") {
 		t.Errorf("first seed output:\n%s", out.String())
+	}
+	// It serves TLS with the services CA's certificate.
+	su, err := os.ReadFile(pg.passwordFile(pgSuperuser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pg.psql(ctx, pgSuperuser, string(su), "postgres", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid();\n"); err != nil || strings.TrimSpace(got) != "t" {
+		t.Errorf("the connection is not TLS: %q, %v", got, err)
 	}
 	for _, f := range []string{"superuser.password", "orchestrator.password", "rotator_admin.password"} {
 		if info, err := os.Stat(filepath.Join(pg.dir, f)); err != nil || info.Mode().Perm() != 0o600 {

@@ -56,21 +56,25 @@ host    all       all   127.0.0.1/32  scram-sha-256
 // pgServer is the stack's PostgreSQL: data in <dir>/data, its unix socket in
 // <dir>/run and the generated initial passwords in <dir>/<role>.password.
 type pgServer struct {
-	dir     string
+	dir string
+	// pki holds postgres.crt and postgres.key (serviceLeaves), which
+	// prepare copies into the data directory for the server's TLS.
+	pki     string
 	port    int
 	logFile string
 	// markers tie the running postmaster to this state directory (see
 	// component.markers); the data directory argument contains them.
 	markers []string
 	out     io.Writer
-	// hbaChanged is set when prepare rewrote pg_hba.conf, which seed then
-	// has the server reload.
+	// hbaChanged is set when prepare rewrote pg_hba.conf or the TLS
+	// certificate, which seed then has the server reload.
 	hbaChanged bool
 }
 
 func (s *stack) postgres() *pgServer {
 	return &pgServer{
 		dir:     s.path("postgres"),
+		pki:     s.path("pki"),
 		port:    postgresPort,
 		logFile: s.procs.logFile(&component{name: "postgres"}),
 		markers: s.markers(),
@@ -197,6 +201,14 @@ func (p *pgServer) component() *component {
 			// path would otherwise split it.
 			"-c", `unix_socket_directories="` + p.runDir() + `"`,
 			"-c", "password_encryption=scram-sha-256",
+			// TLS with the services CA's certificate for 127.0.0.1 and
+			// localhost, so that clients can verify-full; plain text stays
+			// possible (sslmode disable) for the tests that show rotator
+			// refusing it.
+			"-c", "ssl=on",
+			"-c", "ssl_cert_file=" + filepath.Join(p.dataDir(), "server.crt"),
+			"-c", "ssl_key_file=" + filepath.Join(p.dataDir(), "server.key"),
+			"-c", "ssl_min_protocol_version=TLSv1.2",
 		},
 		cred:  cred,
 		addr:  fmt.Sprintf("127.0.0.1:%d (socket %s)", p.port, p.runDir()),
@@ -263,6 +275,20 @@ func (p *pgServer) prepare(ctx context.Context, binDir string) error {
 		return fmt.Errorf("postgres: pg_hba.conf: %w", err)
 	}
 	p.hbaChanged = p.hbaChanged || changed
+	// The server reads its key only if its own user owns it with mode
+	// 0600, so it gets copies; a renewed certificate reaches a running
+	// server with the same reload as pg_hba.conf.
+	for src, dst := range map[string]string{"postgres.crt": "server.crt", "postgres.key": "server.key"} {
+		data, err := os.ReadFile(filepath.Join(p.pki, src))
+		if err != nil {
+			return fmt.Errorf("postgres: TLS certificate: %w", err)
+		}
+		changed, err := writeOwnedIfChanged(filepath.Join(p.dataDir(), dst), data, u)
+		if err != nil {
+			return fmt.Errorf("postgres: %s: %w", dst, err)
+		}
+		p.hbaChanged = p.hbaChanged || changed
+	}
 	return nil
 }
 
@@ -280,11 +306,17 @@ func (p *pgServer) initdb(ctx context.Context, binDir, pwfile string, u *pgRunAs
 			return err
 		}
 	}
-	logf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// 0600: a failed statement is logged with its text, and ALTER ROLE's
+	// carries a password verifier. Chmod covers a log an older devstack
+	// left readable.
+	logf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("postgres: open log: %w", err)
 	}
 	defer logf.Close()
+	if err := logf.Chmod(0o600); err != nil {
+		return fmt.Errorf("postgres: log: %w", err)
+	}
 	args := []string{
 		"-D", p.dataDir(),
 		"-U", pgSuperuser,

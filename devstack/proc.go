@@ -212,11 +212,16 @@ func (p *procs) start(c *component) (<-chan struct{}, int, error) {
 			return nil, 0, fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
-	logf, err := os.OpenFile(p.logFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// 0600, like the credentials beside it: a component's log is not meant
+	// to hold a secret, but one written by mistake stays the owner's.
+	logf, err := os.OpenFile(p.logFile(c), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: open log: %w", c.name, err)
 	}
 	defer logf.Close()
+	if err := logf.Chmod(0o600); err != nil {
+		return nil, 0, fmt.Errorf("%s: log: %w", c.name, err)
+	}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", c.name, err)

@@ -586,6 +586,9 @@ func (s *stack) writeEnv() error {
 		{"KUBECTL", s.bin("kubectl")},
 		{"PGHOST", "127.0.0.1"},
 		{"PGPORT", strconv.Itoa(postgresPort)},
+		// The CA of PostgreSQL's certificate, for sslmode verify-full
+		// (pgx and libpq read it).
+		{"PGSSLROOTCERT", s.path("pki", servicesCA+".crt")},
 		// A file reference: the env file is world-readable and ends up in
 		// shells and CI logs, the password must not.
 		{"ROTATOR_PG_SUPERUSER_PASSWORD_FILE", s.postgres().passwordFile(pgSuperuser)},

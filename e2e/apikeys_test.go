@@ -194,7 +194,7 @@ func TestAPIKeysWithVault(t *testing.T) {
 		t.Error("an old key was revoked before grace ended")
 	}
 	out, err = l.starter(ctx, "status", l.target)
-	if err != nil || !strings.Contains(out, newName+" (v2, Vault v1, sha256:") || !strings.Contains(out, "staged key") {
+	if err != nil || !strings.Contains(out, newName+" (v2, Vault v1, hmac-sha256:") || !strings.Contains(out, "staged key") {
 		t.Errorf("status in grace: %v\n%s", err, out)
 	}
 
@@ -223,6 +223,7 @@ func TestAPIKeysWithVault(t *testing.T) {
 	assertNoSecretsInHistory(t, ctx, id, []byte(l.oldOpenAI), []byte(l.oldAnthropic), []byte(newOpenAI), []byte(newAnthropic), []byte(badAnthropic))
 	writeHistory(t, ctx, id, "rotate-apikeys.json")
 	writeHistory(t, ctx, id, "rotate-apikeys-workload-safety.json")
+	writeHistory(t, ctx, id, "rotate-apikeys-accountable-decisions.json")
 }
 
 // TestAPIKeysEmergencyWithoutVault is the runbook's compromise path with

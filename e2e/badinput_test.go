@@ -69,7 +69,7 @@ func TestBadInputWithoutRotation(t *testing.T) {
 	before := f.state(ctx, "api")
 
 	noRotation := "no running rotation of " + f.target + ": start one with 'starter rotate " + f.target + "'"
-	f.refused(ctx, noRotation, "approve", f.target, "--by", "e2e")
+	f.refused(ctx, noRotation, "approve", f.target, "--by", "e2e", "--reason", "nothing to approve")
 	f.refused(ctx, noRotation, "abort", f.target, "--by", "e2e", "--reason", "nothing to abort")
 	f.refused(ctx, noRotation, "status", f.target)
 	f.refused(ctx, noRotation, "wait", f.target, "--timeout", "30s")
@@ -95,7 +95,7 @@ func TestBadInputOutsideGrace(t *testing.T) {
 	id := workflows.WorkflowID(l.target)
 
 	l.refused(ctx, "approve refused: rotation of "+l.target+" is in step awaiting-keys, not grace: approve ends a grace period only",
-		"approve", l.target, "--by", "e2e")
+		"approve", l.target, "--by", "e2e", "--reason", "too early")
 	st := l.status(ctx)
 	if st.Step != workflows.StepAwaitKeys || st.Approved != nil {
 		t.Errorf("a refused approve changed the rotation: step %s, approved %+v", st.Step, st.Approved)
@@ -116,8 +116,8 @@ func TestBadInputOutsideGrace(t *testing.T) {
 		t.Error("an abort before anything was staged changed the namespace")
 	}
 	noRotation := "no running rotation of " + l.target
-	l.refused(ctx, noRotation, "approve", l.target, "--by", "e2e")
-	l.refused(ctx, noRotation, "abort", l.target, "--by", "e2e")
+	l.refused(ctx, noRotation, "approve", l.target, "--by", "e2e", "--reason", "over")
+	l.refused(ctx, noRotation, "abort", l.target, "--by", "e2e", "--reason", "over")
 	o, a := l.newKeys()
 	stdin := "openai-api-key=" + o + "\nanthropic-api-key=" + a + "\n"
 	devstack.remember([]byte(o), []byte(a))

@@ -101,7 +101,7 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 		t.Errorf("second rotate: err=%v, output:\n%s", err, out)
 	}
 	out, err = f.starter(ctx, "status", f.target)
-	if err != nil || !strings.Contains(out, "grace since") || !strings.Contains(out, newName+" (v2, Vault v1, sha256:") ||
+	if err != nil || !strings.Contains(out, "grace since") || !strings.Contains(out, newName+" (v2, Vault v1, hmac-sha256:") ||
 		!strings.Contains(out, "deployment/orchestrator: rolled out") || !strings.Contains(out, "trusted until the next rotation replaces it") {
 		t.Errorf("status: err=%v, output:\n%s", err, out)
 	}
@@ -128,7 +128,7 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 		t.Error("the new Secret is gone")
 	}
 	// Approve outside grace is refused with the step named.
-	out, err = f.starter(ctx, "approve", f.target, "--by", "alice")
+	out, err = f.starter(ctx, "approve", f.target, "--by", "alice", "--reason", "again")
 	if err == nil {
 		t.Errorf("approve after completion succeeded:\n%s", out)
 	}
@@ -145,6 +145,7 @@ func TestJWTRotationEndToEnd(t *testing.T) {
 	writeHistory(t, ctx, id, "rotate-jwt-local-steps.json")
 	// And for workload-safety: the namespace scans, retire's wait.
 	writeHistory(t, ctx, id, "rotate-jwt-workload-safety.json")
+	writeHistory(t, ctx, id, "rotate-jwt-accountable-decisions.json")
 }
 
 // TestJWTAbortRollsBack aborts in grace and checks consumers are back on the

@@ -94,7 +94,7 @@ func TestWorkerMetricsEndToEnd(t *testing.T) {
 		return slices.Contains(samples(m, "rotator_rotation_grace_deadline_timestamp_seconds", target), deadline)
 	})
 
-	if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e"); err != nil {
+	if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e", "--reason", "e2e"); err != nil {
 		t.Fatalf("starter approve: %v\n%s", err, out)
 	}
 	waitForStep(t, ctx, f, workflows.StepDone)

@@ -106,7 +106,7 @@ func testPostgresOutage(t *testing.T, step workflows.Step, activity string) {
 	d := dbConsumer(false)
 	f := newFixtureWith(t, ctx, fixtureSpec{
 		secretData: map[string]string{"username": role, "password": pw0},
-		targetYAML: fmt.Sprintf("    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: %d\n      database: postgres\n      sslMode: disable\n      role: %s\n",
+		targetYAML: fmt.Sprintf("    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: %d\n      database: postgres\n      sslMode: verify-full\n      role: %s\n",
 			proxy.port(), role),
 	}, d.deployment)
 	id.Store(workflows.WorkflowID(f.target))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ func dbFixture(t *testing.T, ctx context.Context, user, pw, pgConfig string, d *
 	t.Helper()
 	return newFixtureWith(t, ctx, fixtureSpec{
 		secretData: map[string]string{"username": user, "password": pw},
-		targetYAML: "    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: 5432\n      database: postgres\n      sslMode: disable\n" + pgConfig,
+		targetYAML: "    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      port: 5432\n      database: postgres\n      sslMode: verify-full\n" + pgConfig,
 		prepare:    d.prepare,
 	}, d.deployment)
 }
@@ -200,10 +201,10 @@ func TestPostgresSingleUser(t *testing.T) {
 		t.Errorf("single-user: the old password should be refused now, got %v", err)
 	}
 	data, _ := f.secretData(ctx, f.secret+"-2")
-	if dsn := string(data["DATABASE_URL"]); !strings.HasPrefix(dsn, "postgres://"+role+":") || !strings.HasSuffix(dsn, "@127.0.0.1:5432/postgres?sslmode=disable") {
+	if dsn := string(data["DATABASE_URL"]); !strings.HasPrefix(dsn, "postgres://"+role+":") || !strings.HasSuffix(dsn, "@127.0.0.1:5432/postgres?sslmode=verify-full") {
 		t.Errorf("DATABASE_URL has the wrong shape")
 	}
-	if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e"); err != nil {
+	if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e", "--reason", "e2e"); err != nil {
 		t.Fatalf("approve: %v\n%s", err, out)
 	}
 	if err := devstack.temporal.GetWorkflow(ctx, workflows.WorkflowID(f.target), "").Get(ctx, nil); err != nil {
@@ -217,6 +218,7 @@ func TestPostgresSingleUser(t *testing.T) {
 	// local-steps: preflight and stage local, promote and the rollout wait one activity.
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user-local-steps.json")
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user-workload-safety.json")
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-single-user-accountable-decisions.json")
 }
 
 // TestPostgresSingleUserFailedRolloutRestoresPassword: when the rollout of
@@ -296,7 +298,7 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 	}
 	approve := func() {
 		t.Helper()
-		if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e"); err != nil {
+		if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e", "--reason", "e2e"); err != nil {
 			t.Fatalf("approve: %v\n%s", err, out)
 		}
 		if err := devstack.temporal.GetWorkflow(ctx, workflows.WorkflowID(f.target), "").Get(ctx, nil); err != nil {
@@ -327,6 +329,7 @@ func TestPostgresAlternatingUsers(t *testing.T) {
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pwA), []byte(pwB))
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating.json")
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating-workload-safety.json")
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "rotate-postgres-alternating-accountable-decisions.json")
 	// Sessions of the login roles act as the owner.
 	conn, err := postgres.Connect(ctx, pgtest.Server(), postgres.Credentials{Username: userB, Password: pwB})
 	if err != nil {
@@ -354,7 +357,7 @@ func TestPostgresNewVersionCarriesTheOtherKeys(t *testing.T) {
 	data := map[string]string{"username": role, "password": pw0, "host": "127.0.0.1", "port": "5432",
 		"DATABASE_URL": "postgres://" + role + ":" + pw0 + "@127.0.0.1:5432/postgres"}
 	target := func(extra string) string {
-		return fmt.Sprintf("    kind: postgres\n    postgres: {host: 127.0.0.1, port: 5432, database: postgres, sslMode: disable, role: %s%s}\n", role, extra)
+		return fmt.Sprintf("    kind: postgres\n    postgres: {host: 127.0.0.1, port: 5432, database: postgres, sslMode: verify-full, role: %s%s}\n", role, extra)
 	}
 	consumer := deployment("app", 1, envKeys("app-jwt", "username", "password", "host", "port"))
 
@@ -386,4 +389,41 @@ func TestPostgresNewVersionCarriesTheOtherKeys(t *testing.T) {
 	}
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), []byte(pw0), []byte(pw1))
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(bad.target), []byte(pw0))
+}
+
+// TestPostgresRefusesPlainText: a target whose sslMode lets the connection
+// fall back to plain text (allow tries it first, and the devstack's
+// pg_hba.conf accepts it) fails in preflight, before any password or
+// consumer changes, with an error that names postgres.sslMode and the fix.
+func TestPostgresRefusesPlainText(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	su := pgtest.Superuser(t, ctx)
+	role := "e2e_plain_" + randomSuffix()
+	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
+	d := dbConsumer(false)
+	f := newFixtureWith(t, ctx, fixtureSpec{
+		secretData: map[string]string{"username": role, "password": pw0},
+		targetYAML: fmt.Sprintf("    kind: postgres\n    postgres: {host: 127.0.0.1, port: 5432, database: postgres, sslMode: allow, role: %s}\n", role),
+		prepare:    d.prepare,
+	}, d.deployment)
+	before := f.deploymentSpec(ctx, "app")
+
+	id := startRotation(t, ctx, f, workflows.TypeRotateDatabasePassword, false)
+	app := failedWith(t, ctx, id)
+	for _, want := range []string{"postgres.sslMode allow", "not encrypted", "postgres.sslMode: disable"} {
+		if !strings.Contains(app.Error(), want) {
+			t.Errorf("the failure does not say %q: %v", want, app)
+		}
+	}
+	if err := pgtest.CanLogin(ctx, role, pw0); err != nil {
+		t.Errorf("the role's password changed: %v", err)
+	}
+	if _, ok := f.secretData(ctx, f.secret+"-2"); ok {
+		t.Error("a new version was created")
+	}
+	if after := f.deploymentSpec(ctx, "app"); !reflect.DeepEqual(before, after) {
+		t.Error("the consumer was changed")
+	}
 }

@@ -129,6 +129,8 @@ var notRun = map[string]string{
 	"docker compose ":            "needs a Docker engine; make lint-docker loads docker-compose.yaml with compose-go instead",
 	"temporal schedule ":         "the Temporal CLI is not part of the devstack; e2e/schedules_test.go pauses, triggers and describes through the SDK",
 	"temporal workflow show -w ": "the Temporal CLI is not part of the devstack; e2e/codec_test.go decodes histories through the codec server instead",
+	"bin/worker --temporal-address my-ns.a1b2c.tmprl.cloud": "needs a Temporal Cloud namespace; TestRotationThroughMutualTLSTemporal runs the worker and the starter with --api-key-file against the devstack's mTLS server",
+	"TEMPORAL_PROFILE=prod ":                                "needs the cluster the profile names; clients/temporal_test.go loads such a profile, TestRotationThroughMutualTLSTemporal connects with the same settings",
 }
 
 // readmeSandbox is where the README's commands run: a folder with bin/ (the

@@ -77,7 +77,7 @@ func TestSingleUserRollbackRestoresThePasswordFirst(t *testing.T) {
 	pw0 := pgtest.CreateLoginRole(t, ctx, su, role, true)
 	f := newFixtureWith(t, ctx, fixtureSpec{
 		secretData: map[string]string{"username": role, "password": pw0},
-		targetYAML: fmt.Sprintf("    kind: postgres\n    rolloutTimeout: 10s\n    postgres: {host: 127.0.0.1, port: 5432, database: postgres, sslMode: disable, role: %s}\n", role),
+		targetYAML: fmt.Sprintf("    kind: postgres\n    rolloutTimeout: 10s\n    postgres: {host: 127.0.0.1, port: 5432, database: postgres, sslMode: verify-full, role: %s}\n", role),
 		deps: func(t *testing.T, ctx context.Context, ns string, d *activities.Deps) {
 			// The first patch (promote) goes through, the second (the
 			// rollback's) is refused.

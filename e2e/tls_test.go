@@ -133,7 +133,7 @@ func TestCertificateScanRenewsShortLived(t *testing.T) {
 	if err != nil || !strings.Contains(out, "ingress/web: rolled out") {
 		t.Errorf("status: %v\n%s", err, out)
 	}
-	if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e"); err != nil {
+	if out, err := f.starter(ctx, "approve", f.target, "--by", "e2e", "--reason", "e2e"); err != nil {
 		t.Fatalf("approve: %v\n%s", err, out)
 	}
 	var st workflows.Status
@@ -150,6 +150,7 @@ func TestCertificateScanRenewsShortLived(t *testing.T) {
 	assertNoSecretsInHistory(t, ctx, workflows.WorkflowID(f.target), old.KeyPEM, s.Data["tls.key"])
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "renew-tls.json")
 	writeHistory(t, ctx, workflows.WorkflowID(f.target), "renew-tls-workload-safety.json")
+	writeHistory(t, ctx, workflows.WorkflowID(f.target), "renew-tls-accountable-decisions.json")
 	// The scan's own history; the renewal it started is renew-tls.json.
 	assertNoSecretsInHistory(t, ctx, run.GetID(), old.KeyPEM, s.Data["tls.key"])
 	writeHistory(t, ctx, run.GetID(), "certificate-scan.json")

@@ -119,3 +119,45 @@ func TestSyncGrace(t *testing.T) {
 		t.Errorf("SyncGrace with visibility down = %v, want its error", err)
 	}
 }
+
+// A rotation in grace whose status names a target the catalog does not
+// have (a workflow anyone started on the task queue, its status whatever
+// that workflow says) adds no series: the labels come from the catalog.
+func TestSyncGraceLabelsOnlyCatalogTargets(t *testing.T) {
+	m, err := observe.NewMetrics(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := &catalog.Catalog{Targets: []catalog.Target{{Name: "known", Kind: catalog.KindJWT}}}
+	started := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	src := &rotations{statuses: map[string]workflows.Status{}}
+	for i := range 20 {
+		rogue := "rogue-" + strings.Repeat("x", i)
+		src.statuses[workflows.WorkflowID(rogue)] = workflows.Status{Target: rogue, Kind: "made-up", Step: workflows.StepGrace,
+			StepStartedAt: started, GraceDeadline: started.Add(time.Hour)}
+	}
+	if err := m.SyncGrace(context.Background(), src, cat, "rotator"); err != nil {
+		t.Fatal(err)
+	}
+	families, err := m.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, f := range families {
+		if f.GetName() != workflows.MetricGraceStarted && f.GetName() != workflows.MetricGraceDeadline {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			series++
+			for _, l := range s.GetLabel() {
+				if strings.Contains(l.GetValue(), "rogue") || l.GetValue() == "made-up" {
+					t.Errorf("%s has label %s=%q from a workflow's status", f.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	if series != 2 {
+		t.Errorf("%d grace series, want 2: one gauge each for the catalog's one target", series)
+	}
+}

@@ -110,8 +110,9 @@ type Info struct {
 	// Issuer is the subject of the CA that signed the leaf.
 	Issuer string `json:"issuer"`
 	// Fingerprint is "sha256:" and the first 12 hex digits of the SHA-256
-	// of the leaf's DER, in the form of rotator's other fingerprints: it
-	// tells certificates apart in status output.
+	// of the leaf's DER: it tells certificates apart in status output,
+	// and matches the start of what openssl x509 -fingerprint -sha256 and
+	// certificate transparency logs show for the same certificate.
 	Fingerprint string `json:"fingerprint"`
 }
 
@@ -142,8 +143,10 @@ func infoOf(c *x509.Certificate) Info {
 	return info
 }
 
-// fingerprint matches activities.Fingerprint, which this package cannot
-// import (activities imports pki).
+// fingerprint is unkeyed, unlike the fingerprints of secret values
+// (activities.Fingerprinter): a certificate is public, so its hash reveals
+// nothing a dictionary could confirm, and a standard hash lets anyone
+// match it with the certificate a server presents.
 func fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return "sha256:" + hex.EncodeToString(sum[:6])

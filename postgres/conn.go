@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -76,7 +77,30 @@ func Connect(ctx context.Context, srv Server, c Credentials) (*pgx.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s as %s: %w", u.Host, c.Username, err)
 	}
+	if err := checkEncrypted(conn, srv, u.Host); err != nil {
+		_ = conn.Close(context.Background())
+		return nil, err
+	}
 	return conn, nil
+}
+
+// ErrNotEncrypted is the error of a connection that ended up in plain text
+// although its sslmode is not disable.
+var ErrNotEncrypted = errors.New("the connection is not encrypted")
+
+// checkEncrypted refuses a connection without TLS unless the mode is
+// disable: allow tries plain text first and prefer falls back to it, so a
+// password could otherwise go over the network in clear under a catalog
+// that never said so.
+func checkEncrypted(conn *pgx.Conn, srv Server, host string) error {
+	if srv.SSLMode == "disable" {
+		return nil
+	}
+	if _, ok := conn.PgConn().Conn().(*tls.Conn); ok {
+		return nil
+	}
+	return fmt.Errorf("postgres.sslMode %s: %w: %s accepted a connection without TLS; turn TLS on at the server and use verify-full, or write postgres.sslMode: disable in the catalog to allow plain text",
+		srv.SSLMode, ErrNotEncrypted, host)
 }
 
 // CanLogin tries the credentials with SELECT 1, the runbook's validation.

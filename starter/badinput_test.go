@@ -104,6 +104,10 @@ func TestBadInput(t *testing.T) {
 		{"flags", "", []string{"rotate", "orchestrator-jwt", "--by", "t", "--grace", "999999999d"}, `--grace: "999999999d" must be a positive duration`},
 		{"flags", "", []string{"approve", "orchestrator-jwt"}, "--by: is required: say who approves"},
 		{"flags", "", []string{"abort", "orchestrator-jwt", "--by", ""}, "--by: is required: say who aborts"},
+		{"flags", "", []string{"approve", "orchestrator-jwt", "--by", "t"}, `--reason: is required: say why you approve, e.g. starter approve <target> --reason "tokens re-issued"`},
+		{"flags", "", []string{"abort", "orchestrator-jwt", "--by", "t", "--reason", " \t "}, "--reason: is required: say why you abort"},
+		{"flags", "", []string{"approve", "orchestrator-jwt", "--by", "t", "--reason", strings.Repeat("x", 501)}, "--reason: is 501 characters long: keep it to 500"},
+		{"flags", "", []string{"rotate", "orchestrator-jwt", "--by", "t", "--grace", "30m"}, "--grace: 30m is shorter than target orchestrator-jwt's minimum of 1h (minGrace in the catalog): use --grace 1h or longer, leave --grace out for the catalog's 168h, or lower minGrace in rotator.yaml"},
 		{"flags", "", []string{"stage-keys", "orchestrator-llm"}, "--by: is required: say who stages the keys"},
 		{"flags", "", []string{"wait", "orchestrator-jwt", "--timeout", "-1"}, `invalid argument "-1" for "--timeout" flag`},
 		{"flags", "", []string{"wait", "orchestrator-jwt", "--timeout", "-1s"}, "--timeout: -1s must be positive, e.g. --timeout 10m"},
@@ -161,6 +165,18 @@ func TestBadInputBaseline(t *testing.T) {
 	}
 	if r := runCLI(t, "", "wait", "orchestrator-jwt", "--step", "grace", "--timeout", "1s"); r.exit != 1 || !strings.Contains(r.stderr, "connect to Temporal") {
 		t.Errorf("good wait flags: want a failed dial, got exit %d: %s", r.exit, clip(r.stderr))
+	}
+	// A reason of exactly the limit, a grace of exactly the minimum, and
+	// a short grace with --emergency (which skips grace) pass the checks.
+	for _, args := range [][]string{
+		{"approve", "orchestrator-jwt", "--by", "t", "--reason", strings.Repeat("é", 500)},
+		{"abort", "orchestrator-jwt", "--by", "t", "--reason", "  401s after rollout "},
+		{"rotate", "orchestrator-jwt", "--by", "t", "--grace", "1h"},
+		{"rotate", "orchestrator-jwt", "--by", "t", "--grace", "1m", "--emergency"},
+	} {
+		if r := runCLI(t, "", args...); r.exit != 1 || !strings.Contains(r.stderr, "connect to Temporal") {
+			t.Errorf("%v: want a failed dial, got exit %d: %s", args, r.exit, clip(r.stderr))
+		}
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,13 +22,15 @@ func (a *app) codecCmd() *cobra.Command {
 		Use:   "codec",
 		Short: "Payload encryption keys (see README, Payload encryption)",
 	}
-	var id string
+	var id, outFile string
 	keygen := &cobra.Command{
 		Use:   "keygen",
 		Short: "Print a new codec key as an id=base64 line, for the keyring file",
 		Long: "keygen prints a new random AES-256 key as one id=base64key line on stdout, and\n" +
 			"nothing else there, so it can go straight into the keyring file or Secret:\n" +
-			"  starter codec keygen > keys    (or put the line first in an existing keyring)\n" +
+			"  starter codec keygen --out keys    (or put the line first in an existing keyring)\n" +
+			"--out writes a new file only the owner can read (mode 0600), which a shell's\n" +
+			"redirection would leave readable by every user of the machine.\n" +
 			"The first line of the keyring is the active key; keep older lines so that\n" +
 			"payloads encrypted with them still decode.",
 		Args: cobra.NoArgs,
@@ -42,13 +47,40 @@ func (a *app) codecCmd() *cobra.Command {
 			if _, err := codec.Parse("--id", k.Line()); err != nil {
 				return fmt.Errorf("--id %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
 			}
-			_, err = fmt.Fprintln(a.out, k.Line())
-			return err
+			if outFile == "" {
+				_, err = fmt.Fprintln(a.out, k.Line())
+				return err
+			}
+			return writeNewSecretFile("--out", outFile, k.Line()+"\n")
 		},
 	}
 	keygen.Flags().StringVar(&id, "id", "", "key ID (default: today's date and a random suffix)")
+	keygen.Flags().StringVar(&outFile, "out", "", "write the line to this new file, mode 0600, instead of stdout")
 	cmd.AddCommand(keygen)
 	return cmd
+}
+
+// writeNewSecretFile creates path with mode 0600 and writes content to it.
+// It never replaces a file: an existing keyring holds the keys that old
+// payloads need.
+func writeNewSecretFile(flag, path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s %s: the file exists, and replacing a keyring loses the keys its payloads need: add the line to it by hand (print it without --out), or name a new file", flag, path)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	if _, err := io.WriteString(f, content); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("%s: write %s: %w", flag, path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("%s: write %s: %w", flag, path, err)
+	}
+	return nil
 }
 
 func (a *app) codecServerCmd() *cobra.Command {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -144,5 +146,43 @@ func TestCodecServerCommandServes(t *testing.T) {
 	}
 	if strings.Contains(logs.String()+out.String(), token) || strings.Contains(logs.String(), k.Line()) {
 		t.Fatal("the server logged its token or key")
+	}
+}
+
+// keygen --out writes the line to a new file of mode 0600, prints nothing,
+// and never replaces an existing keyring.
+func TestCodecKeygenOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "codec-keys")
+	var out, errOut bytes.Buffer
+	root := newRoot(&out, &errOut)
+	root.SetArgs([]string{"codec", "keygen", "--id", "k1", "--out", path})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("with --out, stdout is %q; want nothing", out.String())
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", path, st.Mode().Perm())
+	}
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := codec.Parse(path, string(first)); err != nil || c.ActiveKeyID() != "k1" {
+		t.Fatalf("the file does not parse as a keyring: %v", err)
+	}
+
+	root = newRoot(&out, &errOut)
+	root.SetArgs([]string{"codec", "keygen", "--id", "k2", "--out", path})
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "the file exists") {
+		t.Fatalf("keygen --out over an existing keyring: %v", err)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, first) {
+		t.Error("keygen --out changed an existing keyring")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -40,8 +41,15 @@ func (a *app) rotateCmd() *cobra.Command {
 				return fmt.Errorf("target %s: kind %s has no workflow in this build", t.Name, t.Kind)
 			}
 			if in.Grace != "" {
-				if g, err := catalog.ParseDuration(in.Grace); err != nil || g <= 0 {
-					return fmt.Errorf("--grace: %q must be a positive duration such as 24h or 7d; use --emergency to skip grace", in.Grace)
+				g, err := catalog.ParseDuration(in.Grace)
+				if err != nil || g <= 0 {
+					return fmt.Errorf("--grace: %q must be a positive duration such as 24h or 7d; use --emergency to skip grace", truncate(in.Grace))
+				}
+				// The worker refuses it too; this says so before a
+				// workflow is started to fail.
+				if min := t.MinGrace.Duration; g < min && !in.Emergency {
+					return fmt.Errorf("--grace: %s is shorter than target %s's minimum of %s (minGrace in the catalog): use --grace %s or longer, leave --grace out for the catalog's %s, or lower minGrace in rotator.yaml",
+						in.Grace, t.Name, catalog.FormatDuration(min), catalog.FormatDuration(min), catalog.FormatDuration(t.Grace.Duration))
 				}
 			}
 			c, err := a.dial()
@@ -124,6 +132,12 @@ func (a *app) decideCmd(name string) *cobra.Command {
 			if d.By == "" {
 				return fmt.Errorf("--by: is required: say who %ss (defaults to $USER)", name)
 			}
+			d.Reason = strings.TrimSpace(d.Reason)
+			if name == "approve" || name == "abort" {
+				if err := checkReason(name, d.Reason); err != nil {
+					return err
+				}
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
@@ -146,17 +160,38 @@ func (a *app) decideCmd(name string) *cobra.Command {
 			if d.KeepOld {
 				what += ", keeping the old version"
 			}
-			fmt.Fprintf(a.out, "%s: %s by %s\n", id, what, d.By)
+			what += " by " + d.By
+			if d.Reason != "" {
+				what += ": " + d.Reason
+			}
+			fmt.Fprintf(a.out, "%s: %s\n", id, what)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&d.By, "by", os.Getenv("USER"), "who decides (recorded in the rotation's status)")
-	cmd.Flags().StringVar(&d.Reason, "reason", "", "why (recorded in the rotation's status)")
+	reasonHelp := "why (recorded in the rotation's status)"
+	if name == "approve" || name == "abort" {
+		reasonHelp = fmt.Sprintf("why you %s, at most %d characters (required; recorded in the rotation's status and the worker's log)", name, workflows.MaxReasonLength)
+	}
+	cmd.Flags().StringVar(&d.Reason, "reason", "", reasonHelp)
 	if name == "approve" {
 		cmd.Flags().BoolVar(&d.KeepOld, "keep-old", false,
 			"finish even though objects still use the old version: keep it, labelled retired, and leave its credential valid")
 	}
 	return cmd
+}
+
+// checkReason is the workflow's rule for a decision's reason, in the
+// CLI's words: the worker refuses the same, but this fails before dialing.
+func checkReason(verb, reason string) error {
+	if err := workflows.CheckReason(verb, reason); err != nil {
+		n := utf8.RuneCountInString(reason)
+		if n == 0 {
+			return fmt.Errorf("--reason: is required: say why you %s, e.g. starter %s <target> --reason \"tokens re-issued\" (recorded with --by in the rotation's status)", verb, verb)
+		}
+		return fmt.Errorf("--reason: is %d characters long: keep it to %d (link a ticket for more)", n, workflows.MaxReasonLength)
+	}
+	return nil
 }
 
 // explain turns Temporal's errors into the operator's words.

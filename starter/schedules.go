@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"rotator/catalog"
+	"rotator/codec"
 	"rotator/workflows"
 )
 
@@ -200,6 +201,12 @@ func (d desiredSchedule) sameInput(args []any) bool {
 	p, ok := args[0].(*commonpb.Payload)
 	if !ok {
 		return reflect.DeepEqual(args[0], d.input)
+	}
+	// A Schedule written before encryption was required starts rotations
+	// with a plain input, which the workers then refuse: rewrite it, and
+	// the client's codec encrypts it.
+	if required, _ := codec.Required(); required && string(p.GetMetadata()[converter.MetadataEncoding]) != codec.EncodingEncrypted {
+		return false
 	}
 	got, err := d.decodeInput(p)
 	if err != nil {

@@ -3,12 +3,16 @@ package vault
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +20,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	kubeauth "github.com/hashicorp/vault/api/auth/kubernetes"
+	"rotator/internal/loopback"
 	"rotator/internal/vaulterr"
 )
 
@@ -34,9 +39,18 @@ const (
 	// DefaultKubernetesMountPath is where `vault auth enable kubernetes`
 	// mounts the method.
 	DefaultKubernetesMountPath = "kubernetes"
-	// DefaultServiceAccountTokenPath is where Kubernetes mounts a pod's
-	// ServiceAccount token.
-	DefaultServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	// DefaultServiceAccountTokenPath is where deploy/base mounts the
+	// worker's projected ServiceAccount token for Vault: audience
+	// DefaultAudience, short-lived, rotated by the kubelet.
+	DefaultServiceAccountTokenPath = "/var/run/secrets/vault/token"
+	// APIServerTokenPath is where Kubernetes mounts a pod's own token, whose
+	// audience is the API server: sent to Vault, it would let Vault, or
+	// whoever reads what Vault received, call the API server as the worker.
+	// The kubernetes method refuses it.
+	APIServerTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	// DefaultAudience is the audience the worker's token for Vault must
+	// carry, and the Vault role's audience setting (deploy/vault/setup.sh).
+	DefaultAudience = "vault"
 )
 
 // The environment variables the token method reads, in this order, after
@@ -72,6 +86,9 @@ type Auth struct {
 	// default DefaultServiceAccountTokenPath. It is read at every login,
 	// because Kubernetes rotates projected tokens.
 	TokenPath string
+	// Audience is the audience the token must carry (default
+	// DefaultAudience); a token without it is never sent.
+	Audience string
 }
 
 // Connect returns a Vault client logged in as a says, and a func that stops
@@ -92,8 +109,8 @@ func Connect(ctx context.Context, a Auth, log *slog.Logger) (*vaultapi.Client, f
 	}
 	switch a.Method {
 	case "", MethodToken:
-		if a.Role != "" || a.MountPath != "" || a.TokenPath != "" {
-			return nil, nil, errors.New("vault: auth role, mount path and token path are only used by the kubernetes method: remove them or set the method to kubernetes")
+		if a.Role != "" || a.MountPath != "" || a.TokenPath != "" || a.Audience != "" {
+			return nil, nil, errors.New("vault: auth role, mount path, token path and audience are only used by the kubernetes method: remove them or set the method to kubernetes")
 		}
 	case MethodKubernetes:
 		if strings.TrimSpace(a.Role) == "" {
@@ -110,6 +127,9 @@ func Connect(ctx context.Context, a Auth, log *slog.Logger) (*vaultapi.Client, f
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault: create a client for %s (check VAULT_ADDR and the VAULT_* TLS settings): %w", cfg.Address, err)
+	}
+	if err := checkAddress(c.Address()); err != nil {
+		return nil, nil, err
 	}
 	log = log.With("vault_addr", c.Address())
 	if ns := c.Namespace(); ns != "" {
@@ -129,7 +149,8 @@ func Connect(ctx context.Context, a Auth, log *slog.Logger) (*vaultapi.Client, f
 	if a.Method == MethodKubernetes {
 		k := &kubeLogin{c: c, log: log, role: a.Role,
 			mount:     cleanMount(a.MountPath),
-			tokenPath: cmp.Or(a.TokenPath, DefaultServiceAccountTokenPath)}
+			tokenPath: cmp.Or(a.TokenPath, DefaultServiceAccountTokenPath),
+			audience:  cmp.Or(a.Audience, DefaultAudience)}
 		sec, err := k.login(ctx)
 		if err != nil {
 			cancel()
@@ -232,6 +253,7 @@ type kubeLogin struct {
 	role      string
 	mount     string
 	tokenPath string
+	audience  string
 }
 
 // login reads the ServiceAccount token, logs in on a clone of the client
@@ -247,6 +269,9 @@ func (k *kubeLogin) login(ctx context.Context) (*vaultapi.Secret, error) {
 	jwt := strings.TrimSpace(string(b))
 	if jwt == "" {
 		return nil, newError(kindInvalid, op, "", "the ServiceAccount token file %s is empty", k.tokenPath)
+	}
+	if err := checkAudience(jwt, k.audience); err != nil {
+		return nil, newError(kindInvalid, op, "", "the ServiceAccount token in %s: %v", k.tokenPath, err)
 	}
 	method, err := kubeauth.NewKubernetesAuth(k.role, kubeauth.WithServiceAccountToken(jwt), kubeauth.WithMountPath(k.mount))
 	if err != nil {
@@ -384,3 +409,59 @@ func cleanMount(m string) string {
 }
 
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// checkAddress refuses a Vault address in plain http to a host other than
+// loopback: tokens and secret values would cross the network in clear.
+func checkAddress(addr string) error {
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("vault: VAULT_ADDR %q is not a URL: set it to e.g. https://vault.vault.svc:8200", addr)
+	}
+	if u.Scheme == "https" || (u.Scheme == "http" && loopback.Is(u.Hostname())) {
+		return nil
+	}
+	return fmt.Errorf("vault: VAULT_ADDR %s is %s to a host that is not loopback: tokens and secret values would travel in clear text; use https:// (with VAULT_CACERT for a private CA)", u.Redacted(), u.Scheme)
+}
+
+// checkAudience reads the token's aud claim (Vault and the API server
+// verify the signature; here it is only read) and refuses a token that is
+// not for audience, such as the API server's own token.
+func checkAudience(jwt, audience string) error {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return errors.New("is not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("is not a JWT: %w", err)
+	}
+	var claims struct {
+		Aud audiences `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return fmt.Errorf("is not a JWT: %w", err)
+	}
+	if slices.Contains(claims.Aud, audience) {
+		return nil
+	}
+	return fmt.Errorf("is for audience %q, not %q, so it is not sent: mount a projected serviceAccountToken with audience %q (deploy/base does, at %s) and give the Vault role audience=%s; the API server's token (%s) would let Vault act as the worker on the API server",
+		strings.Join(claims.Aud, ","), audience, audience, DefaultServiceAccountTokenPath, audience, APIServerTokenPath)
+}
+
+// audiences is a JWT aud claim, a string or a list of strings.
+type audiences []string
+
+// UnmarshalJSON accepts both forms of the claim.
+func (a *audiences) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audiences{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}

@@ -656,13 +656,16 @@ func TestConnectWithoutToken(t *testing.T) {
 type kubeAuth struct {
 	mount, role, ns, sa string
 	tokenFile, jwt      string
-	path                string
+	// apiserverTokenFile holds a token for the API server's audience.
+	apiserverTokenFile, apiserverJWT string
+	path                             string
 }
 
 // setupKubeAuth enables the method at a unique mount with the root token,
 // pointing at the devstack's kube-apiserver and its CA from the
-// kubeconfig, without a token reviewer JWT so Vault reviews the login
-// token with itself (the ServiceAccount is bound to system:auth-delegator).
+// kubeconfig, with the ServiceAccount's API server token as the token
+// reviewer JWT (the ServiceAccount is bound to system:auth-delegator),
+// since the login token's audience is vault.
 // It creates a role with a policy on a fresh KV path, and a ServiceAccount
 // token from the TokenRequest API in a file. Everything goes away after.
 func setupKubeAuth(t *testing.T, root *vaultapi.Client, roleOptions map[string]any) kubeAuth {
@@ -711,16 +714,24 @@ func setupKubeAuth(t *testing.T, root *vaultapi.Client, roleOptions map[string]a
 	t.Cleanup(func() {
 		_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
 	})
+	// The token a projected volume with audience vault holds, and the
+	// API server's own (no audience asked), which must never be sent.
 	expiry := int64(600)
-	tr, err := kube.CoreV1().ServiceAccounts(k.ns).CreateToken(ctx, k.sa,
-		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.jwt = tr.Status.Token
-	k.tokenFile = filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(k.tokenFile, []byte(k.jwt), 0o600); err != nil {
-		t.Fatal(err)
+	for _, tok := range []struct {
+		aud  []string
+		jwt  *string
+		file *string
+	}{{[]string{DefaultAudience}, &k.jwt, &k.tokenFile}, {nil, &k.apiserverJWT, &k.apiserverTokenFile}} {
+		tr, err := kube.CoreV1().ServiceAccounts(k.ns).CreateToken(ctx, k.sa,
+			&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry, Audiences: tok.aud}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*tok.jwt = tr.Status.Token
+		*tok.file = filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(*tok.file, []byte(*tok.jwt), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	if err := root.Sys().EnableAuthWithOptionsWithContext(ctx, k.mount, &vaultapi.EnableAuthOptions{Type: "kubernetes"}); err != nil {
@@ -730,6 +741,9 @@ func setupKubeAuth(t *testing.T, root *vaultapi.Client, roleOptions map[string]a
 	if _, err := root.Logical().WriteWithContext(ctx, "auth/"+k.mount+"/config", map[string]any{
 		"kubernetes_host":    cfg.Host,
 		"kubernetes_ca_cert": string(ca),
+		// The login token's audience is vault, which the API server does
+		// not accept as a bearer token: the review needs a token of its own.
+		"token_reviewer_jwt": k.apiserverJWT,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -748,6 +762,7 @@ path "secret/delete/%[1]s" { capabilities = ["update"] }
 		"bound_service_account_namespaces": k.ns,
 		"token_policies":                   policy,
 		"token_ttl":                        "1h",
+		"audience":                         DefaultAudience,
 	}
 	for key, v := range roleOptions {
 		role[key] = v
@@ -813,6 +828,10 @@ func TestConnectWithKubernetes(t *testing.T) {
 			[]string{"auth/missing-" + k.mount, "vault auth enable -path=missing-" + k.mount + " kubernetes"}},
 		{"no token file", Auth{Method: MethodKubernetes, Role: k.role, MountPath: k.mount, TokenPath: filepath.Join(t.TempDir(), "absent")},
 			[]string{"read the ServiceAccount token", "set the token path"}},
+		{"the API server's token", Auth{Method: MethodKubernetes, Role: k.role, MountPath: k.mount, TokenPath: k.apiserverTokenFile},
+			[]string{"not \"vault\", so it is not sent", "audience \"vault\""}},
+		{"another audience than the role's", Auth{Method: MethodKubernetes, Role: k.role, MountPath: k.mount, TokenPath: k.tokenFile, Audience: "vault-prod"},
+			[]string{`is for audience "vault", not "vault-prod"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := Connect(ctx, tc.auth, nil)
@@ -825,6 +844,7 @@ func TestConnectWithKubernetes(t *testing.T) {
 				}
 			}
 			noSecrets(t, err, k.jwt)
+			noSecrets(t, err, k.apiserverJWT)
 		})
 	}
 

@@ -59,11 +59,22 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	fingerprints, err := activities.LoadFingerprinter()
+	if err != nil {
+		return err
+	}
+	if !fingerprints.Keyed() {
+		// Still keyed, so no fingerprint is an oracle; only their
+		// stability across workers and restarts is lost.
+		fingerprints = activities.RandomFingerprinter()
+		log.Warn("fingerprints are keyed with a random key of this process: the same value gets another fingerprint from another worker or after a restart; set "+
+			activities.EnvFingerprintKeyFile+" to a file of at least 32 random bytes that every worker reads", "env", activities.EnvFingerprintKeyFile)
+	}
 	kc, err := clients.Kube(float32(*qps), *burst)
 	if err != nil {
 		return err
 	}
-	deps := activities.Deps{Kube: kc, Catalog: cat}
+	deps := activities.Deps{Kube: kc, Catalog: cat, Fingerprints: fingerprints}
 	if cat.UsesVault() || cat.Vault != nil {
 		vc, stop, err := clients.Vault(context.Background(), cat.Vault, log)
 		if err != nil {

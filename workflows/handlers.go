@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -102,9 +103,39 @@ func (r *rotation) handle(ctx workflow.Context) error {
 	return nil
 }
 
+// MaxReasonLength bounds a decision's reason, in characters: enough for a
+// sentence and a ticket link, not for a pasted log.
+const MaxReasonLength = 500
+
+// CheckReason refuses an approve or abort without a reason, or with one
+// longer than MaxReasonLength, after trimming white space. verb names the
+// decision in the message.
+func CheckReason(verb, reason string) error {
+	reason = strings.TrimSpace(reason)
+	switch n := utf8.RuneCountInString(reason); {
+	case n == 0:
+		return fmt.Errorf(`reason: is required: say why you %s, e.g. {"by": "alice", "reason": "tokens re-issued"}`, verb)
+	case n > MaxReasonLength:
+		return fmt.Errorf("reason: is %d characters long: keep it to %d (link a ticket for more)", n, MaxReasonLength)
+	}
+	return nil
+}
+
+// checkReason is CheckReason for rotations of version
+// "accountable-decisions"; those started before took decisions without one.
+func (r *rotation) checkReason(verb string, d Decision) error {
+	if !r.accountable {
+		return nil
+	}
+	return CheckReason(verb, d.Reason)
+}
+
 func (r *rotation) canApprove(d Decision) error {
 	if d.By == "" {
 		return fmt.Errorf(`by: is required: say who approves, e.g. {"by": "alice", "reason": "tokens migrated"}`)
+	}
+	if err := r.checkReason("approve", d); err != nil {
+		return err
 	}
 	if d.KeepOld && !r.safe {
 		return fmt.Errorf("keepOld: this rotation started before retire could keep the old version: approve without it")
@@ -132,6 +163,9 @@ func (r *rotation) canAbort(d Decision) error {
 	if d.By == "" {
 		return fmt.Errorf(`by: is required: say who aborts, e.g. {"by": "alice", "reason": "errors after rollout"}`)
 	}
+	if err := r.checkReason("abort", d); err != nil {
+		return err
+	}
 	abortable := []Step{StepPreflight, StepAwaitKeys, StepStage, StepApply, StepPromote, StepVerify, StepGrace}
 	if !slices.Contains(abortable, r.st.Step) {
 		return fmt.Errorf("rotation of %s is in step %s: abort is possible until grace ends, not after", r.in.Target, r.st.Step)
@@ -151,6 +185,9 @@ func (r *rotation) decided() string {
 
 func (r *rotation) approve(ctx workflow.Context, d Decision) {
 	d.At = workflow.Now(ctx)
+	if r.accountable {
+		d.Reason = strings.TrimSpace(d.Reason)
+	}
 	if d.KeepOld {
 		r.keepOld, r.st.KeptOld = true, &d
 		workflow.GetLogger(ctx).Info("old version kept", "target", r.in.Target, "by", d.By, "reason", d.Reason)
@@ -182,6 +219,9 @@ func (r *rotation) retry(ctx workflow.Context, d Decision) {
 // wait takes effect at once and compensation starts.
 func (r *rotation) abort(ctx workflow.Context, d Decision) {
 	d.At = workflow.Now(ctx)
+	if r.accountable {
+		d.Reason = strings.TrimSpace(d.Reason)
+	}
 	r.st.Aborted = &d
 	workflow.GetLogger(ctx).Info("rotation aborted", "target", r.in.Target, "by", d.By, "reason", d.Reason)
 	if r.cancelSteps != nil {

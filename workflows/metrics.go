@@ -28,9 +28,15 @@ const (
 	CompensationIncomplete = "incomplete"
 )
 
-// targetMetrics is the handler for the gauges of r's target.
-func (r *rotation) targetMetrics(ctx workflow.Context) client.MetricsHandler {
-	return workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": r.in.Target, "kind": string(r.steps.kind)})
+// targetMetrics is the handler for the gauges of r's target, and false
+// until preflight found the target in the catalog: the name in the input
+// is whatever a client sent, and a label value for each would let anyone
+// who can start a workflow grow the worker's series without bound.
+func (r *rotation) targetMetrics(ctx workflow.Context) (client.MetricsHandler, bool) {
+	if r.plan.Target == "" {
+		return nil, false
+	}
+	return workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": r.plan.Target, "kind": string(r.steps.kind)}), true
 }
 
 // stepMetrics is the handler for the counters of a step of r's kind.
@@ -41,7 +47,10 @@ func (r *rotation) stepMetrics(ctx workflow.Context, step Step) client.MetricsHa
 // recordGrace says the target is in grace from now until deadline (zero:
 // until a person approves).
 func (r *rotation) recordGrace(ctx workflow.Context, deadline time.Time) {
-	m := r.targetMetrics(ctx)
+	m, ok := r.targetMetrics(ctx)
+	if !ok {
+		return
+	}
 	m.Gauge(MetricGraceStarted).Update(UnixSeconds(workflow.Now(ctx)))
 	m.Gauge(MetricGraceDeadline).Update(UnixSeconds(deadline))
 }
@@ -54,12 +63,16 @@ func (r *rotation) recordEnd(ctx workflow.Context, end, failedAt Step) {
 	if r.in.Target == "" {
 		return // refused input: there is no target to label
 	}
-	m := r.targetMetrics(ctx)
-	m.Gauge(MetricGraceStarted).Update(0)
-	m.Gauge(MetricGraceDeadline).Update(0)
+	m, known := r.targetMetrics(ctx)
+	if known {
+		m.Gauge(MetricGraceStarted).Update(0)
+		m.Gauge(MetricGraceDeadline).Update(0)
+	}
 	switch {
 	case end == StepDone:
-		m.Gauge(MetricLastSuccess).Update(UnixSeconds(workflow.Now(ctx)))
+		if known {
+			m.Gauge(MetricLastSuccess).Update(UnixSeconds(workflow.Now(ctx)))
+		}
 		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": string(r.steps.kind)}).Counter(MetricCompleted).Inc(1)
 	case failedAt != StepCompensating:
 		r.recordFailure(ctx, failedAt)

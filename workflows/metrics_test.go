@@ -134,7 +134,7 @@ func (s *metricsSuite) TestAbortInGraceCompensatesWithoutFailure() {
 	s.forward(nil)
 	s.rollback(nil)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.SignalAbort, workflows.Decision{By: "carol"})
+		s.env.SignalWorkflow(workflows.SignalAbort, workflows.Decision{By: "carol", Reason: "test"})
 	}, time.Hour)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 	s.Require().Error(s.env.GetWorkflowError())

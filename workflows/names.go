@@ -51,11 +51,13 @@ type RotateInput struct {
 	Emergency bool `json:"emergency,omitempty"`
 	// RequestedBy records who asked for the rotation.
 	RequestedBy string `json:"requestedBy,omitempty"`
-	// Grace overrides the catalog's grace period, e.g. "24h".
+	// Grace overrides the catalog's grace period, e.g. "24h"; preflight
+	// refuses one shorter than the target's minGrace.
 	Grace string `json:"grace,omitempty"`
 }
 
-// Decision is the payload of approve, abort and retry.
+// Decision is the payload of approve, abort and retry. Approve and abort
+// need By and Reason (see CheckReason); the status records them with At.
 type Decision struct {
 	By     string    `json:"by"`
 	Reason string    `json:"reason,omitempty"`

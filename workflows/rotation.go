@@ -77,6 +77,11 @@ type rotation struct {
 	// retries counts retry requests; keepOld is approve --keep-old.
 	retries int
 	keepOld bool
+	// accountable is version "accountable-decisions": approve and abort
+	// need a reason, and a grace from the input shorter than the
+	// catalog's minGrace is refused; rotations started before accept
+	// what they accepted then.
+	accountable bool
 }
 
 var (
@@ -90,6 +95,9 @@ func run(ctx workflow.Context, in RotateInput, steps kindSteps) (Status, error) 
 	now := workflow.Now(ctx)
 	r.st = Status{Target: in.Target, Kind: steps.kind, Step: StepPreflight, Emergency: in.Emergency,
 		RequestedBy: in.RequestedBy, StartedAt: now, StepStartedAt: now}
+	// Before the handlers: a decision the first workflow task delivers is
+	// judged by this rotation's rules too.
+	r.accountable = workflow.GetVersion(ctx, "accountable-decisions", workflow.DefaultVersion, 1) == 1
 	if err := r.handle(ctx); err != nil {
 		return r.st, err
 	}
@@ -148,6 +156,20 @@ func (r *rotation) checkInput(ctx workflow.Context) error {
 	return nil
 }
 
+// checkGrace refuses a grace from the input that is shorter than the
+// catalog's minimum for the target: whoever can start a workflow could
+// otherwise retire the old version before anyone notices a bad rollout.
+// An emergency rotation skips grace on purpose and is not held to it.
+func (r *rotation) checkGrace() error {
+	if !r.accountable || r.in.Grace == "" || r.in.Emergency || r.grace >= r.plan.MinGrace {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"grace: %s is shorter than target %s's minimum of %s (minGrace in the catalog): ask for at least %s, leave grace out for the catalog's %s, or lower minGrace in rotator.yaml",
+		r.in.Grace, r.in.Target, catalog.FormatDuration(r.plan.MinGrace), catalog.FormatDuration(r.plan.MinGrace),
+		catalog.FormatDuration(r.plan.Grace)), activities.ErrBadInput, nil)
+}
+
 // key marks what this rotation creates as its own. The original run ID
 // survives `temporal workflow reset`, so a reset run takes what the run it
 // replaces staged for its own (see activities.rotationKey).
@@ -172,6 +194,9 @@ func (r *rotation) preflight(ctx workflow.Context) error {
 		err = workflow.ExecuteActivity(short(ctx), kube.Preflight, in).Get(ctx, &r.plan)
 	}
 	if err != nil {
+		return err
+	}
+	if err := r.checkGrace(); err != nil {
 		return err
 	}
 	if r.steps.preflight != nil {

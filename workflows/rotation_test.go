@@ -118,7 +118,7 @@ func (s *rotationSuite) TestApproveSignalFromUI() {
 	s.happyPath()
 	s.expectRetireOld()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.SignalApprove, workflows.Decision{By: "bob"})
+		s.env.SignalWorkflow(workflows.SignalApprove, workflows.Decision{By: "bob", Reason: "checked the dashboards"})
 	}, time.Hour)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 	st := s.result()
@@ -139,9 +139,9 @@ func (s *rotationSuite) TestApproveOutsideGraceIsRefused() {
 			OnReject:   func(err error) { rejected = err },
 			OnAccept:   func() { s.Fail("approve outside grace was accepted") },
 			OnComplete: func(any, error) {},
-		}, workflows.Decision{By: "alice"})
+		}, workflows.Decision{By: "alice", Reason: "looks fine"})
 		// A signal outside grace is ignored, not stored for later.
-		s.env.SignalWorkflow(workflows.SignalApprove, workflows.Decision{By: "mallory"})
+		s.env.SignalWorkflow(workflows.SignalApprove, workflows.Decision{By: "mallory", Reason: "early"})
 	}, 30*time.Minute)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
@@ -197,7 +197,7 @@ func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 		After(10*time.Hour).Return(rollouts, nil).Once()
 	s.expectRollback()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.SignalAbort, workflows.Decision{By: "dave"})
+		s.env.SignalWorkflow(workflows.SignalAbort, workflows.Decision{By: "dave", Reason: "errors after rollout"})
 	}, time.Minute)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 

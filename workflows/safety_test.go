@@ -39,7 +39,7 @@ func (s *rotationSuite) TestRetireWaitsForWhatStillUsesTheOldVersion() {
 	s.env.RegisterDelayedCallback(func() {
 		waiting = s.status()
 		// Approve again without keepOld: refused, and says how to end it.
-		s.update(workflows.UpdateApprove, "again", workflows.Decision{By: "alice"}, &early)
+		s.update(workflows.UpdateApprove, "again", workflows.Decision{By: "alice", Reason: "done"}, &early)
 	}, time.Hour+20*time.Second)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target, Grace: "1h"})
 

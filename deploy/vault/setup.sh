@@ -13,8 +13,10 @@
 #   TOKEN_REVIEWER_JWT    file holding a token of a ServiceAccount bound to the ClusterRole
 #                         system:auth-delegator (default: Vault's pod's own token, which the
 #                         Vault Helm chart binds). Give one when Vault runs outside the cluster:
-#                         without it Vault reviews with rotator's own token, which would then
-#                         need system:auth-delegator.
+#                         rotator's own token (audience vault) cannot review itself, so
+#                         Vault outside the cluster needs it.
+#   VAULT_AUDIENCE        the audience the worker's projected token carries and the role
+#                         requires (default vault, the catalog's vault.auth.audience)
 #   VAULT_K8S_MOUNT       where the method is enabled (default kubernetes)
 #   ROTATOR_NAMESPACE, ROTATOR_SERVICE_ACCOUNT   the worker's (default rotator, rotator)
 #   ROTATOR_VAULT_ROLE, ROTATOR_VAULT_POLICY     names in Vault (default rotator, rotator);
@@ -40,6 +42,7 @@ vault policy write "$policy" "$here/rotator-policy.hcl"
 vault write "auth/$mount/role/$role" \
 	bound_service_account_names="${ROTATOR_SERVICE_ACCOUNT:-rotator}" \
 	bound_service_account_namespaces="${ROTATOR_NAMESPACE:-rotator}" \
+	audience="${VAULT_AUDIENCE:-vault}" \
 	token_policies="$policy" \
 	token_ttl=1h \
 	token_max_ttl=24h

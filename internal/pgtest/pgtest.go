@@ -19,14 +19,15 @@ import (
 	"rotator/postgres"
 )
 
-// Server is the devstack's PostgreSQL, from PGHOST and PGPORT as its env
+// Server is the devstack's PostgreSQL over verify-full TLS (PGSSLROOTCERT
+// names its CA), from PGHOST and PGPORT as its env
 // file sets them (127.0.0.1:5432 by default).
 func Server() postgres.Server {
 	port := 5432
 	if p := os.Getenv("PGPORT"); p != "" {
 		_, _ = fmt.Sscan(p, &port)
 	}
-	return postgres.Server{Host: cmp.Or(os.Getenv("PGHOST"), "127.0.0.1"), Port: port, Database: "postgres", SSLMode: "disable"}
+	return postgres.Server{Host: cmp.Or(os.Getenv("PGHOST"), "127.0.0.1"), Port: port, Database: "postgres", SSLMode: "verify-full"}
 }
 
 // Superuser connects as the devstack's superuser, whose password file the
