@@ -14,9 +14,14 @@ BENCH_SCALE ?= 10,100,1000
 # defaults, 18-20 s with these).
 BENCH_WORKER_FLAGS ?= --workflow-pollers 8 --activity-pollers 8
 
-.PHONY: all build devstack demo demo-down test test-unit test-e2e chaos fuzz lint lint-docker replay-record bench clean
+.PHONY: all deps build devstack demo demo-down test test-unit test-e2e chaos fuzz lint lint-docker replay-record bench clean
 
 all: build
+
+## deps: install with apt-get what the tests and the demo need and this machine
+## lacks (PostgreSQL, openssl, chromium, ...); nothing when all is there
+deps:
+	scripts/deps.sh
 
 ## build: the worker and the starter CLI into bin/
 build:
@@ -33,7 +38,7 @@ devstack: $(DEVSTACK)
 
 ## demo: bring up the stack, run the worker and the provider stand-ins, apply the
 ## schedules, rotate one target of each kind into grace
-demo: build devstack
+demo: deps build devstack
 	STATE=$(STATE) scripts/demo.sh
 
 ## demo-down: stop the worker, the provider stand-ins and everything devstack started
@@ -42,14 +47,14 @@ demo-down:
 	@if [ -x $(DEVSTACK) ]; then $(DEVSTACK) --state $(STATE) down; fi
 
 ## test: lint, unit tests, then the end-to-end tests against the devstack
-test: lint devstack test-unit fuzz test-e2e
+test: deps lint devstack test-unit fuzz test-e2e
 
 test-unit:
 	go test -short -count=1 $(GO_TEST_FLAGS) ./...
 	cd devstack && go test -count=1 ./...
 
 test-e2e:
-	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/... ./vault/... ./pki/... ./deploy/...
+	source $(STATE)/env && go test -count=1 -timeout 20m $(GO_TEST_FLAGS) ./e2e/... ./vault/... ./pki/... ./deploy/... ./redisacl/...
 
 ## chaos: SIGKILL the worker at every step of rotations and restart a Temporal
 ## server of its own during grace; prints "worker kills survived N/M"

@@ -16,9 +16,6 @@ import (
 	"rotator/pki"
 )
 
-// ErrCertificate is a certificate that fails a check retrying cannot fix.
-const ErrCertificate = "CertificateInvalid"
-
 // TLS holds what certificate checks need: the cluster, where the
 // certificates are, and the catalog.
 type TLS struct {

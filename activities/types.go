@@ -57,21 +57,6 @@ const (
 // key it replaced.
 const PreviousKey = "previous"
 
-// Error types that the workflow treats as permanent (no retry).
-const (
-	ErrBadInput      = "BadInput"
-	ErrConflict      = "Conflict"
-	ErrRolloutFailed = "RolloutFailed"
-	ErrStillInUse    = "StillInUse"
-	// ErrRolloutStuck is a rollout that made no progress for the target's
-	// rolloutTimeout, or whose pods Kubernetes could not create.
-	ErrRolloutStuck = "RolloutStuck"
-	// ErrKeyRejected is a staged key its provider refused (401/403).
-	ErrKeyRejected = "KeyRejected"
-	// ErrNotStaged means no keys are staged yet.
-	ErrNotStaged = "NotStaged"
-)
-
 // SecretRef points at one version of a Secret. It never holds the value.
 type SecretRef struct {
 	Namespace   string `json:"namespace"`

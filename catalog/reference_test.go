@@ -55,17 +55,20 @@ func yamlFields(t reflect.Type, prefix string) []string {
 	return out
 }
 
+// referenceFile is the page that holds the field reference.
+const referenceFile = "docs/catalog.md"
+
 // readmeReference returns the fields listed in the first column of the
-// README's "### Reference" table.
+// "## Reference" table of docs/catalog.md.
 func readmeReference(t *testing.T) []string {
 	t.Helper()
-	raw, err := os.ReadFile("../README.md")
+	raw, err := os.ReadFile("../" + referenceFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(raw), "\n### Reference\n")
+	_, section, ok := strings.Cut(string(raw), "\n## Reference\n")
 	if !ok {
-		t.Fatal(`README.md has no "### Reference" section`)
+		t.Fatal(referenceFile + ` has no "## Reference" section`)
 	}
 	if i := regexp.MustCompile(`\n#{1,3} `).FindStringIndex(section); i != nil {
 		section = section[:i[0]]
@@ -79,25 +82,26 @@ func readmeReference(t *testing.T) []string {
 }
 
 // TestReadmeReferenceMatchesCatalog: every field the catalog accepts is in
-// the README's reference, and every field the reference lists exists.
+// the reference in docs/catalog.md, and every field the reference lists
+// exists.
 func TestReadmeReferenceMatchesCatalog(t *testing.T) {
 	code := yamlFields(reflect.TypeFor[catalog.Catalog](), "")
 	doc := readmeReference(t)
 	if len(code) < 40 || len(doc) == 0 {
-		t.Fatalf("found %d fields in the code and %d in the README: the walk or the parse is broken", len(code), len(doc))
+		t.Fatalf("found %d fields in the code and %d in %s: the walk or the parse is broken", len(code), len(doc), referenceFile)
 	}
 	for _, f := range code {
 		if !slices.Contains(doc, f) {
-			t.Errorf("README.md, ### Reference: field %s is accepted by the catalog but not documented: add a row | `%s` | default | what |", f, f)
+			t.Errorf("%s, ## Reference: field %s is accepted by the catalog but not documented: add a row | `%s` | default | what |", referenceFile, f, f)
 		}
 	}
 	seen := map[string]bool{}
 	for _, f := range doc {
 		if !slices.Contains(code, f) {
-			t.Errorf("README.md, ### Reference: %s is documented but the catalog has no such field: fix or remove the row", f)
+			t.Errorf("%s, ## Reference: %s is documented but the catalog has no such field: fix or remove the row", referenceFile, f)
 		}
 		if seen[f] {
-			t.Errorf("README.md, ### Reference: %s is listed twice", f)
+			t.Errorf("%s, ## Reference: %s is listed twice", referenceFile, f)
 		}
 		seen[f] = true
 	}

@@ -205,7 +205,7 @@ func (t Temporal) payloadCodec(log *slog.Logger) (converter.PayloadCodec, error)
 		ring, ok := pc.(*codec.Codec)
 		switch {
 		case pc == nil:
-			return nil, fmt.Errorf("%s=true, but no keyring is configured: set %s to the keyring file (README, \"Payload encryption\"), or unset %s to run without encryption",
+			return nil, fmt.Errorf("%s=true, but no keyring is configured: set %s to the keyring file (docs/encryption.md), or unset %s to run without encryption",
 				codec.EnvRequired, codec.EnvKeysFile, codec.EnvRequired)
 		case !ok:
 			return nil, fmt.Errorf("%s=true needs rotator's codec; the client was given a %T", codec.EnvRequired, pc)

@@ -290,7 +290,7 @@ func TestAPIKeysAbortRestoresVault(t *testing.T) {
 	}
 	err := devstack.temporal.GetWorkflow(ctx, id, "").Get(ctx, nil)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != "Aborted" {
+	if !errors.As(err, &app) || app.Type() != activities.ErrAborted {
 		t.Fatalf("want an Aborted rotation, got %v", err)
 	}
 	if n := referencesTo(l.deploymentSpec(ctx, "orchestrator"), l.secret); n != 3 {

@@ -168,7 +168,7 @@ func TestJWTAbortRollsBack(t *testing.T) {
 	}
 	err := devstack.temporal.GetWorkflow(ctx, id, "").Get(ctx, nil)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != "Aborted" {
+	if !errors.As(err, &app) || app.Type() != activities.ErrAborted {
 		t.Fatalf("want an Aborted failure, got %v", err)
 	}
 	if n := referencesTo(f.deploymentSpec(ctx, "api"), f.secret); n != 3 {

@@ -324,7 +324,7 @@ func TestOutageForbiddenFailsFast(t *testing.T) {
 	app := failedWith(t, ctx, wid)
 	msg := app.Message()
 	var cause *temporal.ApplicationError
-	if app.Type() != "RotationFailed" || !errors.As(app.Unwrap(), &cause) || cause.Type() != activities.ErrBadInput ||
+	if app.Type() != activities.ErrRotationFailed || !errors.As(app.Unwrap(), &cause) || cause.Type() != activities.ErrBadInput ||
 		!strings.Contains(msg, `cannot patch resource "deployments"`) || !strings.Contains(msg, "repoint deployment/api") ||
 		!strings.Contains(msg, "rolled back: consumers are on "+f.secret+" again") {
 		t.Fatalf("want a roll back caused by a BadInput naming the verb and the resource; got %s: %s", app.Type(), msg)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"rotator/activities"
 	"rotator/internal/pgtest"
 	"rotator/postgres"
 	"rotator/workflows"
@@ -239,7 +240,7 @@ func TestPostgresSingleUserFailedRolloutRestoresPassword(t *testing.T) {
 	}
 	err := devstack.temporal.GetWorkflow(ctx, workflows.WorkflowID(f.target), "").Get(ctx, nil)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != "RotationFailed" || !strings.Contains(app.Message(), "progress deadline") ||
+	if !errors.As(err, &app) || app.Type() != activities.ErrRotationFailed || !strings.Contains(app.Message(), "progress deadline") ||
 		!strings.Contains(app.Message(), "rolled back") {
 		t.Fatalf("want the rotation to fail on the rollout, got %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,17 +22,39 @@ import (
 	"rotator/workflows"
 )
 
-// readmeBlock is one shell code block of README.md: its commands, with
-// continuation lines joined and trailing comments removed.
+// readmeBlock is one shell code block of README.md or docs/*.md: its
+// commands, with continuation lines joined and trailing comments removed.
 type readmeBlock struct {
-	line     int // where the block starts in README.md
+	file     string // README.md or docs/<page>.md, relative to the repository
+	line     int    // where the block starts in file
 	commands []string
 }
 
-// readmeBlocks parses the README's fenced code blocks that hold shell
-// commands (no language, sh, bash or shell). In a block that shows a
+// readmeFiles are the pages whose commands TestReadmeCommands runs:
+// README.md, then every docs/*.md in name order, so that a command moved
+// out of the README, or written in a new page, is still run or accounted
+// for.
+func readmeFiles(root string) ([]string, error) {
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(docs)
+	files := []string{"README.md"}
+	for _, d := range docs {
+		rel, err := filepath.Rel(root, d)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, filepath.ToSlash(rel))
+	}
+	return files, nil
+}
+
+// readmeBlocks parses the fenced code blocks of a page (file) that hold
+// shell commands (no language, sh, bash or shell). In a block that shows a
 // session, only the lines after "$ " are commands; the rest is output.
-func readmeBlocks(readme string) []readmeBlock {
+func readmeBlocks(file, readme string) []readmeBlock {
 	var blocks []readmeBlock
 	lines := strings.Split(readme, "\n")
 	for i := 0; i < len(lines); i++ {
@@ -46,7 +69,7 @@ func readmeBlocks(readme string) []readmeBlock {
 		}
 		body := lines[i+1 : min(j, len(lines))]
 		if lang == "" || lang == "sh" || lang == "bash" || lang == "shell" {
-			blocks = append(blocks, readmeBlock{line: i + 1, commands: shellCommands(body)})
+			blocks = append(blocks, readmeBlock{file: file, line: i + 1, commands: shellCommands(body)})
 		}
 		i = j
 	}
@@ -113,18 +136,22 @@ type elsewhere struct {
 	needles []string
 }
 
-// ranElsewhere lists the README commands this test does not run itself.
-// Each claim is checked against the file that runs the command.
+// ranElsewhere lists the commands of README.md and docs/*.md this test
+// does not run itself. Each claim is checked against the file that runs
+// the command.
 var ranElsewhere = []elsewhere{
 	{"bin/starter postgres setup orchestrator-db", "scripts/demo.sh (make demo)", "scripts/demo.sh", []string{"\nbin/starter postgres setup orchestrator-db\n"}},
 	{"kubectl apply --server-side -k deploy/base", "TestApplyToDevstack (make test-e2e): kubectl kustomize deploy/base, then apply --server-side into fresh namespaces",
 		"deploy/deploy_test.go", []string{`"kustomize", "deploy/base"`, `"apply", "--server-side"`}},
 	{"deploy/vault/setup.sh", "make test-e2e (deploy/deploy_test.go) against the devstack's Vault", "deploy/deploy_test.go", []string{`"sh", "deploy/vault/setup.sh"`}},
 	{"deploy/compose/mkenv > .env", "make lint-docker (deploy/compose_test.go)", "deploy/compose_test.go", []string{`"deploy/compose/mkenv"`}},
+	{"go test -count=1 -run TestWebUIApprovesRotation ./e2e", "make test-e2e (go test ./e2e/...), which runs TestWebUIApprovesRotation", "e2e/ui_test.go", []string{"func TestWebUIApprovesRotation("}},
+	{"go test -count=1 -run TestWebUIApprovesRotation ./e2e -ui-screenshots=docs/ui", "make test-e2e runs TestWebUIApprovesRotation; -ui-screenshots only saves the screenshots it takes",
+		"e2e/ui_test.go", []string{"func TestWebUIApprovesRotation(", `flag.String("ui-screenshots"`}},
 }
 
-// notRun lists, by prefix, README commands nothing here can run, and why;
-// the README says so next to them.
+// notRun lists, by prefix, commands of README.md and docs/*.md nothing
+// here can run, and why; the page says so next to them.
 var notRun = map[string]string{
 	"docker compose ":            "needs a Docker engine; make lint-docker loads docker-compose.yaml with compose-go instead",
 	"temporal schedule ":         "the Temporal CLI is not part of the devstack; e2e/schedules_test.go pauses, triggers and describes through the SDK",
@@ -148,9 +175,9 @@ type readmeSandbox struct {
 	newKeys [2]string
 }
 
-// TestReadmeCommands runs every command in README.md's code blocks, or
-// checks the file that runs it (.ci/run, the Makefile, scripts/demo.sh, a
-// test). A command that nothing runs fails the test. The sample targets
+// TestReadmeCommands runs every command in the code blocks of README.md
+// and docs/*.md, or checks the file that runs it (.ci/run, the Makefile,
+// scripts/demo.sh, a test). A command that nothing runs fails the test. The sample targets
 // (orchestrator-jwt, orchestrator-llm) are replaced by scratch targets of
 // the same kinds, namespace rotator by the scratch namespace, and fixed
 // ports by free ones; nothing else of a command changes.
@@ -162,17 +189,24 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	files, err := readmeFiles(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := readmeBlocks(string(readme))
+	var blocks []readmeBlock
+	for _, f := range files {
+		page, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, readmeBlocks(f, string(page))...)
+	}
 	total := 0
 	for _, b := range blocks {
 		total += len(b.commands)
 	}
-	if len(blocks) < 5 || total < 20 {
-		t.Fatalf("found %d commands in %d blocks: the parser is broken", total, len(blocks))
+	if len(files) < 6 || len(blocks) < 5 || total < 20 {
+		t.Fatalf("found %d commands in %d blocks of %v: the parser is broken", total, len(blocks), files)
 	}
 
 	ciMake := makeTargetsRunByCI(t, root)
@@ -196,43 +230,43 @@ func TestReadmeCommands(t *testing.T) {
 		var prelude []string // source and export lines, in effect for the rest of the block
 		for _, cmd := range b.commands {
 			if by, ok := covered(cmd); ok {
-				t.Logf("README.md:%d: %s: %s", b.line, cmd, by)
+				t.Logf("%s:%d: %s: %s", b.file, b.line, cmd, by)
 				continue
 			}
-			if strings.HasPrefix(cmd, "source ") || strings.HasPrefix(cmd, "export ") {
+			if strings.HasPrefix(cmd, "source ") || strings.HasPrefix(cmd, ". ") || strings.HasPrefix(cmd, "export ") {
 				prelude = append(prelude, s.subst.Replace(cmd))
 				continue
 			}
 			if !runsHere(cmd) {
-				t.Errorf("README.md:%d: %q: nothing runs this command: run it in this test, in scripts/demo.sh or .ci/run, or list it in notRun with the reason", b.line, cmd)
+				t.Errorf("%s:%d: %q: nothing runs this command: run it in this test, in scripts/demo.sh or .ci/run, or list it in notRun with the reason", b.file, b.line, cmd)
 				continue
 			}
 			s.before(ctx, cmd)
 			run, cmdEnv := s.command(cmd)
 			shown := s.subst.Replace(cmd)
 			if strings.HasSuffix(run, "&") || strings.HasPrefix(cmd, "bin/starter codec-server") {
-				s.startLong(ctx, b.line, cmd, strings.Join(append(prelude, "exec "+strings.TrimSuffix(run, "&")), "\n"), append(env, cmdEnv...))
+				s.startLong(ctx, b.file, b.line, cmd, strings.Join(append(prelude, "exec "+strings.TrimSuffix(run, "&")), "\n"), append(env, cmdEnv...))
 				continue
 			}
 			c := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", strings.Join(append(prelude, run), "\n"))
 			c.Dir, c.Env = s.dir, append(env, cmdEnv...)
 			out, err := c.CombinedOutput()
 			if err != nil {
-				t.Errorf("README.md:%d: %s\n  ran as: %s\n  %v\n%s", b.line, cmd, shown, err, out)
+				t.Errorf("%s:%d: %s\n  ran as: %s\n  %v\n%s", b.file, b.line, cmd, shown, err, out)
 				continue
 			}
-			t.Logf("README.md:%d: %s: exit 0", b.line, cmd)
+			t.Logf("%s:%d: %s: exit 0", b.file, b.line, cmd)
 			s.after(ctx, cmd, string(out))
 		}
 	}
 	for _, e := range ranElsewhere {
 		if !used[e.command] {
-			t.Errorf("ranElsewhere lists %q, which is no longer in README.md: remove it", e.command)
+			t.Errorf("ranElsewhere lists %q, which is no longer in README.md or docs/*.md: remove it", e.command)
 		}
 	}
 	for prefix := range notRun {
 		if !used[prefix] {
-			t.Errorf("notRun lists %q, which matches no command in README.md: remove it", prefix)
+			t.Errorf("notRun lists %q, which matches no command in README.md or docs/*.md: remove it", prefix)
 		}
 	}
 }
@@ -275,7 +309,7 @@ func runsHere(cmd string) bool {
 func TestReadmeParser(t *testing.T) {
 	readme := "# x\n\n```\nmake demo    # start\n             # more comment\nprintf '%s\\n' \"$A\" \\\n  | bin/starter stage-keys t  # stdin\n```\n\n" +
 		"```yaml\nkey: value # not shell\n```\n\n  ```\n  $ bin/starter list\n  rotate/x  grace\n  ```\n\n```sh\ncurl http://example.com # new\n```\n"
-	blocks := readmeBlocks(readme)
+	blocks := readmeBlocks("README.md", readme)
 	var got []string
 	for _, b := range blocks {
 		got = append(got, b.commands...)
@@ -293,6 +327,23 @@ func TestReadmeParser(t *testing.T) {
 	}
 	if _, ok := coveredElsewhere("make lint", ci, map[string]bool{}); ok {
 		t.Error("make lint is not run by this .ci/run")
+	}
+	// The pages scanned: the README first, then every docs page, the ones
+	// the README's reference sections moved to included.
+	files, err := readmeFiles("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 || files[0] != "README.md" {
+		t.Errorf("pages %v: README.md must come first", files)
+	}
+	for _, want := range []string{"docs/catalog.md", "docs/cluster.md", "docs/encryption.md", "docs/operating.md"} {
+		if !slices.Contains(files, want) {
+			t.Errorf("pages %v: %s is not scanned", files, want)
+		}
+	}
+	if b := readmeBlocks("docs/x.md", "```\nbin/starter list\n```\n"); len(b) != 1 || b[0].file != "docs/x.md" || b[0].line != 1 {
+		t.Errorf("blocks %+v: each must name its page and line", b)
 	}
 }
 
@@ -505,7 +556,7 @@ func (s *readmeSandbox) inGrace(ctx context.Context, f *fixture) bool {
 // server), checks that it is still up a few seconds later (a server must
 // also answer, a worker with a keyring must say that it encrypts), then
 // stops it.
-func (s *readmeSandbox) startLong(ctx context.Context, line int, cmd, script string, env []string) {
+func (s *readmeSandbox) startLong(ctx context.Context, file string, line int, cmd, script string, env []string) {
 	t := s.t
 	c := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	c.Dir, c.Env = s.dir, env
@@ -513,7 +564,7 @@ func (s *readmeSandbox) startLong(ctx context.Context, line int, cmd, script str
 	c.Stdout, c.Stderr = &out, &out
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.Start(); err != nil {
-		t.Errorf("README.md:%d: %s: %v", line, cmd, err)
+		t.Errorf("%s:%d: %s: %v", file, line, cmd, err)
 		return
 	}
 	exited := make(chan error, 1)
@@ -539,23 +590,23 @@ func (s *readmeSandbox) startLong(ctx context.Context, line int, cmd, script str
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Errorf("README.md:%d: %s exited: %v\n%s", line, cmd, err, out.bytes())
+			t.Errorf("%s:%d: %s exited: %v\n%s", file, line, cmd, err, out.bytes())
 			return
 		case <-ctx.Done():
-			t.Errorf("README.md:%d: %s: %v before it was checked", line, cmd, ctx.Err())
+			t.Errorf("%s:%d: %s: %v before it was checked", file, line, cmd, ctx.Err())
 			return
 		case <-time.After(3 * time.Second):
 		}
 		switch {
 		case addr == "":
 			if strings.Contains(script, "ROTATOR_CODEC_KEYS_FILE") && !bytes.Contains(out.bytes(), []byte("payload encryption on")) {
-				t.Errorf("README.md:%d: %s: the worker does not log that it encrypts\n%s", line, cmd, out.bytes())
+				t.Errorf("%s:%d: %s: the worker does not log that it encrypts\n%s", file, line, cmd, out.bytes())
 				return
 			}
-			t.Logf("README.md:%d: %s: running", line, cmd)
+			t.Logf("%s:%d: %s: running", file, line, cmd)
 			return
 		case time.Now().After(deadline):
-			t.Errorf("README.md:%d: %s: %s did not answer within 20s\n%s", line, cmd, addr, out.bytes())
+			t.Errorf("%s:%d: %s: %s did not answer within 20s\n%s", file, line, cmd, addr, out.bytes())
 			return
 		}
 		resp, err := http.Get("http://" + addr + "/login")
@@ -564,9 +615,9 @@ func (s *readmeSandbox) startLong(ctx context.Context, line int, cmd, script str
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Errorf("README.md:%d: %s: GET /login: %s", line, cmd, resp.Status)
+			t.Errorf("%s:%d: %s: GET /login: %s", file, line, cmd, resp.Status)
 		}
-		t.Logf("README.md:%d: %s: serving on %s", line, cmd, addr)
+		t.Logf("%s:%d: %s: serving on %s", file, line, cmd, addr)
 		return
 	}
 }

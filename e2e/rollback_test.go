@@ -125,7 +125,7 @@ func TestSingleUserRollbackRestoresThePasswordFirst(t *testing.T) {
 	}
 	err := f.result(ctx)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != "RotationFailed" || !strings.Contains(app.Message(), "rolled back: consumers are on app-jwt again") {
+	if !errors.As(err, &app) || app.Type() != activities.ErrRotationFailed || !strings.Contains(app.Message(), "rolled back: consumers are on app-jwt again") {
 		t.Fatalf("after retry: %v", err)
 	}
 	if _, ok := f.secretData(ctx, f.secret+"-2"); ok {

@@ -275,7 +275,7 @@ func TestScheduleTriggerStartsTheRotationOrSkips(t *testing.T) {
 		}
 		err := triggerAndFail(t, ctx, h, 3+i)
 		var app *temporal.ApplicationError
-		if !errors.As(err, &app) || app.Type() != workflows.ErrNeedsPerson || !strings.Contains(app.Error(), "could not finish its rollback and "+how) ||
+		if !errors.As(err, &app) || app.Type() != activities.ErrNeedsPerson || !strings.Contains(app.Error(), "could not finish its rollback and "+how) ||
 			!strings.Contains(app.Error(), "starter retry "+target) {
 			t.Errorf("scheduled run %d: %v, want a NeedsPerson failure saying the last rotation %s", 3+i, err, how)
 		}

@@ -292,7 +292,7 @@ func TestConsumerDeletedDuringRotationIsSkipped(t *testing.T) {
 	}
 	err := f.result(ctx)
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != "Aborted" || !strings.Contains(app.Message(), "rolled back") {
+	if !errors.As(err, &app) || app.Type() != activities.ErrAborted || !strings.Contains(app.Message(), "rolled back") {
 		t.Fatalf("want an abort that rolled back, got %v", err)
 	}
 	if n := referencesTo(f.deploymentSpec(ctx, "api"), f.secret); n != 1 {
@@ -324,7 +324,7 @@ func TestAbortDuringStageLeavesNothing(t *testing.T) {
 		t.Fatalf("abort: %v\n%s", err, out)
 	}
 	app := failedWith(t, ctx, wid)
-	if app.Type() != "Aborted" {
+	if app.Type() != activities.ErrAborted {
 		t.Fatalf("want Aborted, got %s: %s", app.Type(), app.Message())
 	}
 	// Anything still in flight has landed by now.

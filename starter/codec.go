@@ -20,7 +20,7 @@ import (
 func (a *app) codecCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "codec",
-		Short: "Payload encryption keys (see README, Payload encryption)",
+		Short: "Payload encryption keys (see docs/encryption.md)",
 	}
 	var id, outFile string
 	keygen := &cobra.Command{

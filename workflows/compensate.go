@@ -56,9 +56,9 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 	}
 	r.st.Left = ""
 	msg += fmt.Sprintf("; rolled back: consumers are on %s again", r.st.Old.Name)
-	errType := "RotationFailed"
+	errType := activities.ErrRotationFailed
 	if r.st.Aborted != nil {
-		errType = "Aborted"
+		errType = activities.ErrAborted
 	}
 	return r.finish(dctx, StepRolledBack, temporal.NewNonRetryableApplicationError(msg, errType, cause))
 }
@@ -263,12 +263,12 @@ func (r *rotation) compensateV0(ctx workflow.Context, cause error) (Status, erro
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		return r.finish(dctx, StepFailed, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s; compensation did not finish, so the rotation needs a person: %v", msg, err), "CompensationFailed", cause))
+			fmt.Sprintf("%s; compensation did not finish, so the rotation needs a person: %v", msg, err), activities.ErrCompensationFailed, cause))
 	}
 	msg += fmt.Sprintf("; rolled back: consumers are on %s again", r.st.Old.Name)
-	errType := "RotationFailed"
+	errType := activities.ErrRotationFailed
 	if r.st.Aborted != nil {
-		errType = "Aborted"
+		errType = activities.ErrAborted
 	}
 	return r.finish(dctx, StepRolledBack, temporal.NewNonRetryableApplicationError(msg, errType, cause))
 }

@@ -41,7 +41,7 @@ func (s *rotationSuite) TestRollbackRestoresTheBackingSystemFirst() {
 		s.env.OnActivity(kube.RetireSecret, mock.Anything, mock.Anything).Return(activities.RetireResult{Deleted: true}, nil).Once()
 		s.env.ExecuteWorkflow(workflows.TypeRotateDatabasePassword, workflows.RotateInput{Target: target})
 
-		s.Equal("RotationFailed", s.appError(s.env.GetWorkflowError()).Type())
+		s.Equal(activities.ErrRotationFailed, s.appError(s.env.GetWorkflowError()).Type())
 		// Both activities run for both strategies; each acts only for its
 		// own (RestorePassword for single-user, LockNewUser for
 		// alternating-users), in this order.

@@ -16,27 +16,36 @@ const (
 	TypeCertificateScan        = "CertificateScan"
 )
 
+// kindWorkflows lists, for each kind, the workflow that rotates its targets:
+// the one place TypeFor and Register read, and which a test checks covers
+// every kind the catalog accepts.
+var kindWorkflows = []struct {
+	kind     catalog.Kind
+	typeName string
+	workflow any
+}{
+	{catalog.KindJWT, TypeRotateJWTSecret, RotateJWTSecret},
+	{catalog.KindPostgres, TypeRotateDatabasePassword, RotateDatabasePassword},
+	{catalog.KindAPIKeys, TypeRotateAPIKeys, RotateAPIKeys},
+	{catalog.KindTLS, TypeRenewTLSCertificate, RenewTLSCertificate},
+}
+
 // TypeFor returns the workflow type that rotates targets of the kind.
 func TypeFor(kind catalog.Kind) (string, bool) {
-	switch kind {
-	case catalog.KindJWT:
-		return TypeRotateJWTSecret, true
-	case catalog.KindPostgres:
-		return TypeRotateDatabasePassword, true
-	case catalog.KindAPIKeys:
-		return TypeRotateAPIKeys, true
-	case catalog.KindTLS:
-		return TypeRenewTLSCertificate, true
+	for _, r := range kindWorkflows {
+		if r.kind == kind {
+			return r.typeName, true
+		}
 	}
 	return "", false
 }
 
-// Register registers every rotation workflow under its type name.
+// Register registers every rotation workflow under its type name, and
+// the certificate scan and the Schedules' entry point.
 func Register(r worker.WorkflowRegistry) {
-	r.RegisterWorkflowWithOptions(RotateJWTSecret, workflow.RegisterOptions{Name: TypeRotateJWTSecret})
-	r.RegisterWorkflowWithOptions(RotateDatabasePassword, workflow.RegisterOptions{Name: TypeRotateDatabasePassword})
-	r.RegisterWorkflowWithOptions(RotateAPIKeys, workflow.RegisterOptions{Name: TypeRotateAPIKeys})
-	r.RegisterWorkflowWithOptions(RenewTLSCertificate, workflow.RegisterOptions{Name: TypeRenewTLSCertificate})
+	for _, rot := range kindWorkflows {
+		r.RegisterWorkflowWithOptions(rot.workflow, workflow.RegisterOptions{Name: rot.typeName})
+	}
 	r.RegisterWorkflowWithOptions(CertificateScan, workflow.RegisterOptions{Name: TypeCertificateScan})
 	r.RegisterWorkflowWithOptions(ScheduledRotation, workflow.RegisterOptions{Name: TypeScheduledRotation})
 }

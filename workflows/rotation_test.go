@@ -180,7 +180,7 @@ func (s *rotationSuite) TestAbortInGraceCompensates() {
 	err := s.env.GetWorkflowError()
 	s.Require().Error(err)
 	app := s.appError(err)
-	s.Equal("Aborted", app.Type())
+	s.Equal(activities.ErrAborted, app.Type())
 	s.Contains(app.Error(), "aborted by carol (401s in the logs)")
 	s.Contains(app.Error(), "consumers are on orchestrator-jwt-secret again")
 	st := s.status()
@@ -202,7 +202,7 @@ func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
 	app := s.appError(s.env.GetWorkflowError())
-	s.Equal("Aborted", app.Type())
+	s.Equal(activities.ErrAborted, app.Type())
 	s.env.AssertNotCalled(s.T(), "VerifyConsumers", mock.Anything, mock.Anything)
 }
 
@@ -215,7 +215,7 @@ func (s *rotationSuite) TestFailedRolloutCompensates() {
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
 	app := s.appError(s.env.GetWorkflowError())
-	s.Equal("RotationFailed", app.Type())
+	s.Equal(activities.ErrRotationFailed, app.Type())
 	s.Contains(app.Error(), "progress deadline")
 	s.Equal(workflows.StepRolledBack, s.status().Step)
 	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, retireOf(oldRef))

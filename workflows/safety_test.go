@@ -98,7 +98,7 @@ func (s *rotationSuite) TestAbortDuringStageLetsTheStageFinish() {
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
 	app := s.appError(s.env.GetWorkflowError())
-	s.Equal("Aborted", app.Type())
+	s.Equal(activities.ErrAborted, app.Type())
 	s.False(stageEnded.IsZero())
 	s.False(deleteStarted.Before(stageEnded), "compensation started before the stage it undoes ended")
 	s.env.AssertNotCalled(s.T(), "PromoteAndAwait", mock.Anything, mock.Anything)
@@ -135,7 +135,7 @@ func (s *rotationSuite) TestUnfinishedCompensationWaitsForRetry() {
 	s.Contains(early.Error(), "by: is required")
 	s.NoError(retried)
 	app := s.appError(s.env.GetWorkflowError())
-	s.Equal("RotationFailed", app.Type())
+	s.Equal(activities.ErrRotationFailed, app.Type())
 	st := s.status()
 	s.Equal(workflows.StepRolledBack, st.Step)
 	s.Empty(st.Left)

@@ -68,7 +68,7 @@ func ScheduledRotation(ctx workflow.Context, in ScheduledInput) (ScheduledResult
 			// Failed, not skipped: a person must look.
 			res.Skipped = skip + ": this scheduled run did not start a rotation"
 			workflow.GetLogger(ctx).Warn(res.Skipped, "target", in.Target, "workflowID", id)
-			return res, temporal.NewNonRetryableApplicationError(res.Skipped, ErrNeedsPerson, nil)
+			return res, temporal.NewNonRetryableApplicationError(res.Skipped, activities.ErrNeedsPerson, nil)
 		}
 	}
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -121,10 +121,6 @@ func checkScheduledInput(in ScheduledInput) (string, error) {
 }
 
 var rotations *activities.Rotations
-
-// ErrNeedsPerson fails a scheduled start or a renewal that would rotate a
-// target whose last rollback did not finish.
-const ErrNeedsPerson = "NeedsPerson"
 
 // needsPerson says why the target must not be rotated now, or "": its last
 // rotation left a rollback unfinished, and a new rotation on top would

@@ -45,7 +45,7 @@ func (s *scheduleSuite) TestLastRollbackUnfinishedFailsAndStartsNothing() {
 			err := s.env.GetWorkflowError()
 			var app *temporal.ApplicationError
 			s.Require().True(errors.As(err, &app), "want a failure, got %v", err)
-			s.Equal(workflows.ErrNeedsPerson, app.Type())
+			s.Equal(activities.ErrNeedsPerson, app.Type())
 			for _, want := range []string{"could not finish its rollback", "run r1", "starter retry orchestrator-jwt", "did not start a rotation"} {
 				s.Contains(app.Error(), want)
 			}

@@ -43,7 +43,7 @@ func (r *rotation) explain(step Step, err error) error {
 	if errors.As(err, &app) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", step, app.Message()), app.Type(), err)
 	}
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", step, err), "StepFailed", err)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", step, err), activities.ErrStepFailed, err)
 }
 
 func (r *rotation) setStep(ctx workflow.Context, s Step) {

@@ -103,7 +103,7 @@ func CertificateScan(ctx workflow.Context, _ CertificateScanInput) (ScanStatus, 
 	workflow.GetLogger(ctx).Info("certificate scan finished", "checked", len(st.Certificates), "renewals", len(st.Renewals), "failures", len(st.Failures))
 	if len(st.Failures) > 0 {
 		return st, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%d certificate%s need attention: %s",
-			len(st.Failures), plural(len(st.Failures)), strings.Join(st.Failures, "; ")), "CertificatesNeedAttention", nil)
+			len(st.Failures), plural(len(st.Failures)), strings.Join(st.Failures, "; ")), activities.ErrCertificatesNeedAttention, nil)
 	}
 	return st, nil
 }

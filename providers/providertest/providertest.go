@@ -15,7 +15,6 @@ package providertest
 import (
 	"cmp"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -139,43 +138,6 @@ func newServer(provider string, opts []Option) *Server {
 	return s
 }
 
-// Key is a snapshot of one API key, value included: the demo's stand-ins
-// save it so that a restart keeps the keys, their ids and statuses.
-type Key struct {
-	ID      string    `json:"id"`
-	Value   string    `json:"value"`
-	Name    string    `json:"name"`
-	Status  string    `json:"status"`
-	Created time.Time `json:"created"`
-}
-
-// Keys returns every API key the server knows, in creation order.
-func (s *Server) Keys() []Key {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Key, 0, len(s.order))
-	for _, id := range s.order {
-		k := s.keys[id]
-		out = append(out, Key{ID: k.id, Value: k.value, Name: k.name, Status: k.status, Created: k.created})
-	}
-	return out
-}
-
-// RestoreKey registers a key from a snapshot made by Keys, keeping its id,
-// name, status and creation time. It panics on a key that is too short or
-// already registered, as AddKey does.
-func (s *Server) RestoreKey(k Key) {
-	id := s.AddKeyNamed(k.Value, k.Name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.keys[id]
-	delete(s.keys, id)
-	r.id, r.status, r.created = k.ID, k.Status, k.Created
-	s.keys[r.id] = r
-	s.order[len(s.order)-1] = r.id
-	s.byValue[r.value] = r.id
-}
-
 // Close shuts the server down.
 func (s *Server) Close() { s.ts.Close() }
 
@@ -189,112 +151,6 @@ func (s *Server) ProjectID() string { return s.projectID }
 // WorkspaceID returns the id of the Anthropic workspace keys are put in, and
 // "" for OpenAI.
 func (s *Server) WorkspaceID() string { return s.workspaceID }
-
-// AddKey registers value as an active API key and returns the provider's id
-// for it. The key is listed by the admin API with a redacted value built the
-// way the provider shows it: OpenAI "sk-proj-...aB3d" (first 8 and last 4
-// characters), Anthropic "sk-ant-api03-R2D...igAA" (first 16 and last 4).
-// It panics on a value shorter than 24 bytes, which would make the redacted
-// value give away most of it, or on a value already registered.
-func (s *Server) AddKey(value string) string {
-	return s.AddKeyNamed(value, "")
-}
-
-// AddKeyNamed is AddKey with the key's display name ("" for a generated
-// one).
-func (s *Server) AddKeyNamed(value, name string) string {
-	if len(value) < 24 {
-		panic(fmt.Sprintf("providertest: AddKey: a key of %d bytes is too short to redact (24 at least)", len(value)))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, dup := s.byValue[value]; dup || s.admins[value] {
-		panic("providertest: AddKey: that value is already registered")
-	}
-	s.seq++
-	k := &apiKey{value: value, name: name, status: StatusActive, created: time.Now().UTC().Add(time.Duration(s.seq) * time.Millisecond)}
-	if k.name == "" {
-		k.name = fmt.Sprintf("rotator-test-%d", s.seq)
-	}
-	switch s.provider {
-	case openAI:
-		k.id = "key_" + randomString(16)
-		k.hint = value[:8] + "..." + value[len(value)-4:]
-	case anthropic:
-		k.id = "apikey_01" + randomString(22)
-		k.hint = value[:16] + "..." + value[len(value)-4:]
-	}
-	s.keys[k.id] = k
-	s.order = append(s.order, k.id)
-	s.byValue[value] = k.id
-	return k.id
-}
-
-// AddAdminKey registers value as an admin key: accepted by the admin
-// endpoints and, as with the real APIs, refused by /v1/models.
-func (s *Server) AddAdminKey(value string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, dup := s.byValue[value]; dup {
-		panic("providertest: AddAdminKey: that value is already an API key")
-	}
-	s.admins[value] = true
-}
-
-// KeyStatus returns the status of the key with id: StatusActive, and then
-// StatusDeleted (OpenAI) or StatusInactive, StatusArchived, StatusExpired
-// (Anthropic); "" for an id the server never issued.
-func (s *Server) KeyStatus(id string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := s.keys[id]; k != nil {
-		return k.status
-	}
-	return ""
-}
-
-// SetKeyStatus changes the status of the key with id, to set up a key that
-// was revoked, archived or expired outside the code under test.
-func (s *Server) SetKeyStatus(id, status string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := s.keys[id]
-	if k == nil {
-		panic("providertest: SetKeyStatus: no key " + id)
-	}
-	k.status = status
-}
-
-// KeyHint returns the redacted value (OpenAI) or partial key hint
-// (Anthropic) the admin API shows for the key with id.
-func (s *Server) KeyHint(id string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := s.keys[id]; k != nil {
-		return k.hint
-	}
-	return ""
-}
-
-// Revocations returns how many delete (OpenAI) or status-update (Anthropic)
-// calls the server answered, for any key, successful or not.
-func (s *Server) Revocations() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.revocations {
-		n += c
-	}
-	return n
-}
-
-// RevocationsOf returns how many delete or status-update calls named the key
-// with id.
-func (s *Server) RevocationsOf(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.revocations[id]
-}
 
 // Requests returns how many requests with method came for path (exact, no
 // query), including refused and injected failures.
@@ -310,38 +166,6 @@ func (s *Server) LastHeader(method, path string) http.Header {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.headers[method+" "+path].Clone()
-}
-
-// FailNext makes the next n requests for path (any method) fail with status
-// and the provider's error body for it: 429 a rate limit, 500 a server
-// error, 529 (Anthropic) or 503 (OpenAI) an overload, others the generic
-// error of that status.
-func (s *Server) FailNext(path string, n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.failures[path] = append(s.failures[path], failure{status: status})
-	}
-}
-
-// SetMaxPageSize caps the page size of the admin list endpoint below the
-// documented maximum, so that a test can cross pages with a few keys.
-func (s *Server) SetMaxPageSize(n int) {
-	if n < 1 {
-		panic("providertest: SetMaxPageSize: n must be positive")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.maxPage = n
-}
-
-// EchoKeysInErrors makes authentication errors quote the presented key in
-// full rather than masked, the worst a provider could do, to prove that a
-// client scrubs what it reports.
-func (s *Server) EchoKeysInErrors(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.echoKeys = on
 }
 
 // serve records the request, plays an injected failure if one is queued,
@@ -362,38 +186,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveOpenAI(w, r)
 	case anthropic:
 		s.serveAnthropic(w, r)
-	}
-}
-
-func (s *Server) injected(w http.ResponseWriter, status int) {
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	switch s.provider {
-	case openAI:
-		switch {
-		case status == http.StatusTooManyRequests:
-			openAIError(w, status, "Rate limit reached for requests", "requests", "rate_limit_exceeded")
-		case status == http.StatusServiceUnavailable:
-			openAIError(w, status, "The server is overloaded or not ready yet.", "server_error", nil)
-		case status >= 500:
-			openAIError(w, status, "The server had an error while processing your request. Sorry about that!", "server_error", nil)
-		case status == http.StatusUnauthorized:
-			openAIError(w, status, "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
-		default:
-			openAIError(w, status, http.StatusText(status), "invalid_request_error", nil)
-		}
-	case anthropic:
-		msg := http.StatusText(status)
-		switch status {
-		case http.StatusTooManyRequests:
-			msg = "This request would exceed your account's rate limit. Please try again later."
-		case 529:
-			msg = "Overloaded"
-		case http.StatusInternalServerError:
-			msg = "Internal server error"
-		}
-		anthropicError(w, status, anthropicErrorType(status), msg)
 	}
 }
 
