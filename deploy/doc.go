@@ -5,7 +5,9 @@
 // versions.env the versions and ports that the compose file, the Dockerfile
 // and the devstack share.
 //
-// go test ./deploy lints the Dockerfile (BuildKit's build checks and
+// It is a module of its own (rotator/deploy), so that what only these tests
+// use (BuildKit, compose-go, Prometheus' rule checker) stays out of the
+// worker's module and its image build. `cd deploy && go test ./...` lints the Dockerfile (BuildKit's build checks and
 // rotator's rules), loads docker-compose.yaml with compose-go, and checks
 // that the Roles match the catalog; all without Docker or a cluster. With
 // ROTATOR_DEVSTACK set (source .devstack/env) it also applies the rendered
