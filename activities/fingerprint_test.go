@@ -85,7 +85,7 @@ func TestFingerprinterNeverShowsItsKey(t *testing.T) {
 		t.Errorf("a %d-byte key: %v, want refused without showing it", MinFingerprintKeySize-1, err)
 	}
 	key[0] = 'X'
-	if f.Of([]byte("v")) == testFingerprinter(t, 'X').Of([]byte("v")) || f.Of([]byte("v")) != mustFingerprinter(t, []byte(strings.Repeat("K3y!", 8))).Of([]byte("v")) {
+	if f.Of([]byte("v")) == mustFingerprinter(t, key).Of([]byte("v")) || f.Of([]byte("v")) != mustFingerprinter(t, []byte(strings.Repeat("K3y!", 8))).Of([]byte("v")) {
 		t.Error("NewFingerprinter keeps the caller's slice: a later change to it changes the fingerprints")
 	}
 }

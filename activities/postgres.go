@@ -268,8 +268,22 @@ func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error
 	return p.lock(ctx, t, in.Old.Username, "previous login role locked")
 }
 
-// lock removes LOGIN from one of the target's login roles, as its admin.
+// lock removes LOGIN from one of the target's login roles, as its admin,
+// unless the version labelled current logs in as it: which role is the
+// previous one comes from the input, and locking the one the consumers
+// run on would be an outage.
 func (p *Postgres) lock(ctx context.Context, t catalog.Target, role, done string) error {
+	current, err := p.Kube.CoreV1().Secrets(t.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelTarget + "=" + t.Name + "," + LabelStage + "=" + StageCurrent})
+	if err != nil {
+		return classify(fmt.Errorf("list the current version of %s: %w", t.Name, err))
+	}
+	for _, s := range current.Items {
+		if string(s.Data[postgres.UsernameKey]) == role {
+			return badInput("target %s: role %s is the login of the current version %s, which the consumers use: refused to lock it, nothing was changed",
+				t.Name, role, s.Name)
+		}
+	}
 	conn, err := p.admin(ctx, t)
 	if err != nil {
 		return err

@@ -61,12 +61,14 @@ func (k *Kube) RetireSecret(ctx context.Context, in RetireInput) (RetireResult, 
 	if err != nil {
 		return RetireResult{}, classify(fmt.Errorf("get Secret %s: %w", in.Secret.Name, err))
 	}
-	if err := labelledFor(targets, s); err != nil {
-		return RetireResult{}, err
-	}
+	// Compensation leaves alone what this run did not stage, labelled or
+	// not (a Secret of that name someone else made meanwhile).
 	if in.StagedByRun != "" && s.Annotations[AnnotationRunID] != in.StagedByRun {
 		activity.GetLogger(ctx).Info("kept Secret not staged by this rotation", "secret", in.Secret.Name)
 		return RetireResult{}, nil
+	}
+	if err := labelledFor(targets, s); err != nil {
+		return RetireResult{}, err
 	}
 	if ms := managersOf(s); len(ms) > 0 {
 		return k.keep(ctx, in.Secret, "managed by "+ms[0].Name+", which would recreate it")

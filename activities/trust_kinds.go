@@ -72,11 +72,7 @@ func checkTLS(t catalog.Target, got *TLSPlan) error {
 	if want == nil {
 		return refused(t.Name, "tls", "a certificate plan", "no tls section")
 	}
-	for _, f := range []struct {
-		field     string
-		got, want any
-		same      bool
-	}{
+	return firstRefused(t.Name, []fieldCheck{
 		{"tls.mount", got.Mount, want.Mount, got.Mount == want.Mount},
 		{"tls.role", got.Role, want.Role, got.Role == want.Role},
 		{"tls.commonName", got.CommonName, want.CommonName, got.CommonName == want.CommonName},
@@ -85,12 +81,7 @@ func checkTLS(t catalog.Target, got *TLSPlan) error {
 		{"tls.ttl", got.TTL, want.TTL, got.TTL == want.TTL},
 		{"tls.handshake.address", got.Handshake, want.Handshake, got.Handshake == want.Handshake},
 		{"tls.handshake.serverName", got.ServerName, want.ServerName, got.ServerName == want.ServerName},
-	} {
-		if !f.same {
-			return refused(t.Name, f.field, f.got, f.want)
-		}
-	}
-	return nil
+	})
 }
 
 // checkPostgres checks the database plan: the server the worker connects
@@ -114,11 +105,7 @@ func checkPostgres(t catalog.Target, got *PostgresPlan) error {
 	if c.Strategy == catalog.StrategySingleUser {
 		allowed = []string{c.Role}
 	}
-	for _, f := range []struct {
-		field     string
-		got, want any
-		same      bool
-	}{
+	return firstRefused(t.Name, []fieldCheck{
 		{"postgres.host", got.Server.Host, want.Host, got.Server.Host == want.Host},
 		{"postgres.port", got.Server.Port, want.Port, got.Server.Port == want.Port},
 		{"postgres.database", got.Server.Database, want.Database, got.Server.Database == want.Database},
@@ -130,12 +117,7 @@ func checkPostgres(t catalog.Target, got *PostgresPlan) error {
 		// Empty in a plan made before the field existed.
 		{"postgres.dsnSSLMode", got.DSNSSLMode, c.DSNSSLMode, got.DSNSSLMode == c.DSNSSLMode || got.DSNSSLMode == ""},
 		{"postgres username (the new version's login role)", got.Username, strings.Join(allowed, " or "), slices.Contains(allowed, got.Username)},
-	} {
-		if !f.same {
-			return refused(t.Name, f.field, f.got, f.want)
-		}
-	}
-	return nil
+	})
 }
 
 // checkAPIKeys checks the providers an apikeys plan calls: their order,
@@ -202,4 +184,21 @@ func checkDatabase(c *catalog.Catalog, in DatabaseInput) (catalog.Target, error)
 		}
 	}
 	return t, nil
+}
+
+// fieldCheck is one field of a plan against what the catalog says.
+type fieldCheck struct {
+	field     string
+	got, want any
+	same      bool
+}
+
+// firstRefused refuses the first field that differs from the catalog.
+func firstRefused(target string, checks []fieldCheck) error {
+	for _, f := range checks {
+		if !f.same {
+			return refused(target, f.field, f.got, f.want)
+		}
+	}
+	return nil
 }

@@ -452,3 +452,23 @@ func TestPlanFromBeforeVerifyFull(t *testing.T) {
 		t.Errorf("prefer against a written verify-full: %v", err)
 	}
 }
+
+// TestLockNeverTakesTheCurrentLogin: which role is the previous one comes
+// from the input; a forged one that names the login of the version
+// labelled current is refused before the database is reached (this
+// Postgres has no server to reach).
+func TestLockNeverTakesTheCurrentLogin(t *testing.T) {
+	c := trustCatalog(t, "http://127.0.0.1:1")
+	current := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-3", Namespace: testNS,
+		Labels: map[string]string{LabelTarget: "db", LabelStage: StageCurrent}},
+		Data: map[string][]byte{"username": []byte("app_b"), "password": []byte("pw")}}
+	p := &Postgres{Kube: fake.NewClientset(current), Catalog: c}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(p)
+	plan := planOf(t, c, "db")
+	plan.Postgres.Username = "app_a"
+	_, err := env.ExecuteActivity(p.LockPreviousUser, DatabaseInput{Plan: plan,
+		Old: SecretRef{Name: "db-2", Username: "app_b"}, New: SecretRef{Name: "db-4", Username: "app_a"}})
+	wantRefused(t, err, "is the login of the current version db-3")
+}

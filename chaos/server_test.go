@@ -25,16 +25,7 @@ import (
 func TestTemporalServerRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	srv, err := devtemporal.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	took, err := srv.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("own Temporal server on %s ready in %s", srv.Address(), took.Round(100*time.Millisecond))
+	srv := devtemporal.StartForTest(t, ctx)
 	address := srv.Address()
 	tc, err := clients.Temporal{Address: address, Namespace: "default"}.Dial(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

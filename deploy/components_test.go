@@ -429,10 +429,10 @@ func TestDeploymentFingerprintKeyAndVaultToken(t *testing.T) {
 	if addr := env["VAULT_ADDR"]; !strings.HasPrefix(addr, "https://") {
 		t.Errorf("VAULT_ADDR %q: the worker refuses plain http to a host that is not loopback", addr)
 	}
-	var mount string
+	var mount, mountPath string
 	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
 		if strings.HasPrefix(vault.DefaultServiceAccountTokenPath, m.MountPath+"/") {
-			mount = m.Name
+			mount, mountPath = m.Name, m.MountPath
 		}
 	}
 	var found bool
@@ -442,7 +442,7 @@ func TestDeploymentFingerprintKeyAndVaultToken(t *testing.T) {
 		}
 		for _, src := range v.Projected.Sources {
 			if tok := src.ServiceAccountToken; tok != nil && tok.Audience == vault.DefaultAudience &&
-				path.Join("/", tok.Path) == strings.TrimPrefix(vault.DefaultServiceAccountTokenPath, path.Dir(vault.DefaultServiceAccountTokenPath)) {
+				path.Join(mountPath, tok.Path) == vault.DefaultServiceAccountTokenPath {
 				found = true
 			}
 		}

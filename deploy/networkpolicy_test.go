@@ -205,10 +205,7 @@ func urlHostPort(t *testing.T, what, raw string) (string, int) {
 // Deployment's environment and the cluster catalog.
 func workerDestinations(t *testing.T, d *appsv1.Deployment, c *catalog.Catalog) []endpoint {
 	t.Helper()
-	env := map[string]string{}
-	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-		env[e.Name] = e.Value
-	}
+	env := containerEnv(d)
 	var out []endpoint
 	for _, proto := range []corev1.Protocol{corev1.ProtocolUDP, corev1.ProtocolTCP} {
 		out = append(out, endpoint{what: "DNS", namespace: "kube-system", pod: map[string]string{"k8s-app": "kube-dns"}, port: 53, protocol: proto})
@@ -257,21 +254,9 @@ func workerDestinations(t *testing.T, d *appsv1.Deployment, c *catalog.Catalog) 
 // policy is needed by one of them, what lies beside them is refused, and
 // only the metrics port takes connections.
 func TestDeploymentNetworkPolicy(t *testing.T) {
-	var d *appsv1.Deployment
-	var policies []networkingv1.NetworkPolicy
-	for _, o := range baseManifests(t) {
-		switch o.Kind {
-		case "Deployment":
-			d = &appsv1.Deployment{}
-			o.decode(t, d)
-		case "NetworkPolicy":
-			var np networkingv1.NetworkPolicy
-			o.decode(t, &np)
-			policies = append(policies, np)
-		}
-	}
-	if d == nil || len(policies) != 1 {
-		t.Fatalf("deploy/base needs the Deployment and one NetworkPolicy (networkpolicy.yaml, listed in kustomization.yaml); found Deployment %v, %d policies", d != nil, len(policies))
+	d, policies := baseDeployment(t)
+	if len(policies) != 1 {
+		t.Fatalf("deploy/base needs one NetworkPolicy (networkpolicy.yaml, listed in kustomization.yaml); found %d", len(policies))
 	}
 	np := policies[0]
 	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)

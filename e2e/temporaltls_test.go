@@ -48,20 +48,11 @@ func TestRotationThroughMutualTLSTemporal(t *testing.T) {
 		}
 	}
 
-	srv, err := devtemporal.New(dir,
+	srv := devtemporal.StartForTest(t, ctx,
 		"--tls-cert", file("temporal.crt"), "--tls-key", file("temporal.key"),
 		"--tls-ca", file("services-ca.crt"), "--tls-client-ca", file("services-ca.crt"),
 		"--system-worker-cert", file("temporal-system-worker.crt"), "--system-worker-key", file("temporal-system-worker.key"),
 		"--api-keys-file", keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Kill)
-	took, err := srv.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("own Temporal on %s with mTLS and API keys ready in %s", srv.Address(), took.Round(100*time.Millisecond))
 
 	good := clients.Temporal{
 		Address: srv.Address(), Namespace: "default",
@@ -157,7 +148,10 @@ func TestRotationThroughMutualTLSTemporal(t *testing.T) {
 	if _, err := devstack.temporal.DescribeWorkflow(ctx, id, ""); !isNotFound(err) {
 		t.Errorf("%s on the devstack's plain server: %v, want not found", id, err)
 	}
-	log, _ := os.ReadFile(srv.Log)
+	log, err := os.ReadFile(srv.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n := strings.Count(string(log), "request refused"); n < 2 {
 		t.Errorf("the server logged %d refusals, want one for the missing and one for the wrong key", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -150,4 +151,22 @@ func (s *Server) Kill() {
 	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.done
+}
+
+// StartForTest starts a server of the test's own in a temporary folder
+// with args, fails the test if it does not come up, and kills it when
+// the test ends.
+func StartForTest(t testing.TB, ctx context.Context, args ...string) *Server {
+	t.Helper()
+	s, err := New(t.TempDir(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Kill)
+	took, err := s.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("own Temporal server on %s ready in %s", s.Address(), took.Round(100*time.Millisecond))
+	return s
 }
