@@ -65,7 +65,8 @@ func (k *Kube) AwaitRollout(ctx context.Context, in AwaitInput) (AwaitResult, er
 		if !rollsOut(r.Workload.Kind) {
 			continue
 		}
-		p := &progress{rollout: r, limit: limit, since: time.Now()}
+		now := time.Now()
+		p := &progress{rollout: r, limit: limit, started: now, since: now}
 		if last.Workload == r.Workload && !last.Since.IsZero() {
 			p.state, p.since = last.Progress, last.Since
 		}
@@ -174,6 +175,9 @@ func (k *Kube) await(parent context.Context, in AwaitInput, p *progress, every t
 		return refused
 	case failed != nil:
 		return temporal.NewNonRetryableApplicationError(failed.Error()+k.diagnose(parent, in.Namespace, p.object()), ErrRolloutFailed, nil)
+	case err == nil:
+		// Rolled out; a stuck verdict the ticker reached meanwhile came
+		// too late to count.
 	case errors.As(context.Cause(ctx), &stuck):
 		return temporal.NewNonRetryableApplicationError(stuck.Error()+k.diagnose(parent, in.Namespace, p.object()), ErrRolloutStuck, nil)
 	case err != nil:

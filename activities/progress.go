@@ -21,6 +21,10 @@ type progress struct {
 	rollout Rollout
 	// limit is the target's rolloutTimeout, zero for the default.
 	limit time.Duration
+	// started is when this wait began: a ReplicaFailure from before it
+	// belongs to an earlier rollout (the one a rollback undoes) and has
+	// its grace counted from here.
+	started time.Time
 
 	mu    sync.Mutex
 	obj   runtime.Object
@@ -62,10 +66,18 @@ func (p *progress) stuck(now time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w := p.rollout.Workload
-	if d, ok := p.obj.(*appsv1.Deployment); ok {
+	// A status the controller wrote before it saw this rollout's template
+	// still carries the last rollout's failure.
+	if d, ok := p.obj.(*appsv1.Deployment); ok && d.Status.ObservedGeneration >= p.rollout.Generation {
 		for _, c := range d.Status.Conditions {
-			if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue &&
-				now.Sub(c.LastTransitionTime.Time) >= ReplicaFailureGrace {
+			if c.Type != appsv1.DeploymentReplicaFailure || c.Status != corev1.ConditionTrue {
+				continue
+			}
+			since := c.LastTransitionTime.Time
+			if since.Before(p.started) {
+				since = p.started
+			}
+			if now.Sub(since) >= ReplicaFailureGrace {
 				return &stuckRollout{fmt.Sprintf("%s cannot create pods for its new template (ReplicaFailure %s for %s): %s",
 					w, c.Reason, now.Sub(c.LastTransitionTime.Time).Round(time.Second), c.Message)}
 			}

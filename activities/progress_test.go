@@ -48,6 +48,22 @@ func TestStuckRollouts(t *testing.T) {
 	if err := p.stuck(now); err != nil {
 		t.Fatalf("a fresh ReplicaFailure ended the rollout: %v", err)
 	}
+	// A rollback's wait sees the failure of the rollout it undoes until
+	// the controllers catch up: it counts only from the wait's start, and
+	// only once the controller has seen the rollback's template.
+	failing.Status.Conditions[0].LastTransitionTime = metav1.NewTime(now.Add(-time.Minute))
+	back := &progress{rollout: Rollout{Workload: w, Generation: 3}, limit: time.Hour, obj: failing, started: now, since: now}
+	failing.Status.ObservedGeneration = 2
+	if err := back.stuck(now.Add(ReplicaFailureGrace + time.Second)); err != nil {
+		t.Fatalf("the failure of the generation before ended the rollback: %v", err)
+	}
+	failing.Status.ObservedGeneration = 3
+	if err := back.stuck(now.Add(time.Second)); err != nil {
+		t.Fatalf("a failure from before the wait began ended it at once: %v", err)
+	}
+	if err := back.stuck(now.Add(ReplicaFailureGrace + time.Second)); err == nil || !strings.Contains(err.Error(), "ReplicaFailure FailedCreate for 1m31s") {
+		t.Fatalf("a failure lasting the grace into the wait: %v", err)
+	}
 	p = &progress{rollout: Rollout{Workload: w}, limit: 10 * time.Second, obj: &appsv1.StatefulSet{}}
 	p.observe(&appsv1.StatefulSet{}, "0 of 1 replicas ready")
 	if err := p.stuck(time.Now().Add(9 * time.Second)); err != nil {

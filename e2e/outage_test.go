@@ -71,9 +71,24 @@ func failedWith(t *testing.T, ctx context.Context, id string) *temporal.Applicat
 	err := devstack.temporal.GetWorkflow(ctx, id, "").Get(ctx, nil)
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) {
-		t.Fatalf("want the rotation to fail with an application error, got %v", err)
+		t.Fatalf("want the rotation to fail with an application error, got %v; %s", err, lastStatus(id))
 	}
 	return app
+}
+
+// lastStatus says where a rotation that did not end in time stands.
+func lastStatus(id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := devstack.temporal.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		return fmt.Sprintf("status query: %v", err)
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		return fmt.Sprintf("status query: %v", err)
+	}
+	return fmt.Sprintf("it stands at step %s (since %s), error %q, left %q", st.Step, st.StepStartedAt.Format(time.RFC3339), st.Error, st.Left)
 }
 
 // TestOutagePostgresDuringApply: PostgreSQL is unreachable for 30 s from

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"rotator/activities"
 	"rotator/internal/pgtest"
@@ -153,10 +154,29 @@ func (f *fixture) blockNewPods(ctx context.Context, deployment string, pods int)
 	if _, err := devstack.kube.AppsV1().Deployments(f.ns).Patch(ctx, deployment, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		f.t.Fatal(err)
 	}
-	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "no-new-pods"},
+	f.podQuota(ctx, "no-new-pods", pods)
+}
+
+// podQuota caps the namespace at pods, which it must hold now, and waits
+// until the quota binds: only once its controller has counted the pods,
+// since a pod created before that is refused with "status unknown"
+// instead of "exceeded quota".
+func (f *fixture) podQuota(ctx context.Context, name string, pods int) {
+	f.t.Helper()
+	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: *resource.NewQuantity(int64(pods), resource.DecimalSI)}}}
 	if _, err := devstack.kube.CoreV1().ResourceQuotas(f.ns).Create(ctx, q, metav1.CreateOptions{}); err != nil {
 		f.t.Fatal(err)
+	}
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		got, err := devstack.kube.CoreV1().ResourceQuotas(f.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		used, counted := got.Status.Used[corev1.ResourcePods]
+		return counted && used.Value() == int64(pods), nil
+	}); err != nil {
+		f.t.Fatalf("the quota controller did not count %d pods in %s: %v", pods, f.ns, err)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/temporal"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -37,11 +36,7 @@ func TestReplicaFailureEndsTheRolloutSoon(t *testing.T) {
 	zero, one := intstr.FromInt32(0), intstr.FromInt32(1)
 	d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxUnavailable: &zero, MaxSurge: &one}
 	f := newFixture(t, ctx, "", d)
-	q := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "two-pods"},
-		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePods: *resource.NewQuantity(2, resource.DecimalSI)}}}
-	if _, err := devstack.kube.CoreV1().ResourceQuotas(f.ns).Create(ctx, q, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.podQuota(ctx, "two-pods", 2)
 	start := time.Now()
 	wid := startRotation(t, ctx, f, workflows.TypeRotateJWTSecret, false)
 	app := failedWith(t, ctx, wid)
