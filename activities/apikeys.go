@@ -288,6 +288,31 @@ func (a *APIKeys) RevokeOldKeys(ctx context.Context, plan Plan) (RevokeResult, e
 	return res, nil
 }
 
+// apiKeysMaterial is the keys an engineer obtained from the provider
+// consoles and staged (see Staging), one data key per provider; they are
+// discarded once a version holds them.
+func apiKeysMaterial() kindMaterial {
+	return kindMaterial{
+		generate: func(ctx context.Context, k *Kube, p Plan) (map[string][]byte, error) {
+			t, err := k.Catalog.Target(p.Target)
+			if err != nil {
+				return nil, badInput("target: %v", err)
+			}
+			return k.staging().read(ctx, p, t)
+		},
+		written: func(t catalog.Target, _ bool) []string {
+			var keys []string
+			if t.APIKeys != nil {
+				for _, p := range t.APIKeys.Providers {
+					keys = append(keys, p.Key)
+				}
+			}
+			return keys
+		},
+		discard: func(ctx context.Context, s Staging, p Plan) error { return s.discardStaged(ctx, p) },
+	}
+}
+
 // DiscardStagedKeys deletes keys still staged when a rotation ends without
 // using them.
 func (a *APIKeys) DiscardStagedKeys(ctx context.Context, plan Plan) error {

@@ -183,7 +183,7 @@ func TestStagedVersionKeepsItsAnnotatedFingerprint(t *testing.T) {
 func TestStageAnnotatesAKeyedFingerprint(t *testing.T) {
 	c := fake.NewClientset(secret("jwt", "u1", nil))
 	k := &Kube{Client: c, Catalog: jwtCatalog(), Fingerprints: testFingerprinter(t, 3)}
-	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
+	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, KindPlans: KindPlans{JWTBytes: 32},
 		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
 	ref := execute[SecretRef](t, activityEnv(t, k), k.StageSecret, StageInput{Plan: p})
 	created, err := c.CoreV1().Secrets(testNS).Get(t.Context(), ref.Name, metav1.GetOptions{})

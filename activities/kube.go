@@ -102,11 +102,11 @@ func plural(n int) string {
 	return ""
 }
 
-// secretType keeps a certificate a kubernetes.io/tls Secret, which is what
-// Ingress controllers require.
+// secretType is the type the kind's Secrets have (a certificate's is
+// kubernetes.io/tls, which is what Ingress controllers require).
 func secretType(kind catalog.Kind) corev1.SecretType {
-	if kind == catalog.KindTLS {
-		return corev1.SecretTypeTLS
+	if m, ok := kindMaterials(kind); ok && m.secretType != "" {
+		return m.secretType
 	}
 	return corev1.SecretTypeOpaque
 }

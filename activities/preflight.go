@@ -28,8 +28,14 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	if in.Kind != "" && in.Kind != t.Kind {
 		return Plan{}, badInput("target %s is of kind %s, not %s: start the workflow for kind %s", t.Name, t.Kind, in.Kind, t.Kind)
 	}
-	if t.Kind == catalog.KindTLS && k.Vault == nil {
-		return Plan{}, badInput("target %s: tls: the worker has no Vault connection to issue certificates: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
+	m, err := materialOf(t.Kind)
+	if err != nil {
+		return Plan{}, err
+	}
+	if m.ready != nil {
+		if err := m.ready(k, t); err != nil {
+			return Plan{}, err
+		}
 	}
 	// The namespace is scanned while the versions are looked up: neither
 	// needs the other, and each waits on the apiserver.
@@ -126,7 +132,8 @@ func findConsumers(t catalog.Target, scan *namespaceScan, current, promoted stri
 			}
 		}
 	}
-	repoints := func(u use) bool { return u.movable && (u.ref.Kind != "Ingress" || t.Kind == catalog.KindTLS) }
+	m, _ := kindMaterials(t.Kind)
+	repoints := func(u use) bool { return u.movable && (u.ref.Kind != "Ingress" || m.ingresses) }
 	if len(t.Consumers) > 0 {
 		for i, c := range t.Consumers {
 			ref := Workload{Kind: c.Kind, Name: c.Name}
@@ -170,7 +177,7 @@ func findConsumers(t catalog.Target, scan *namespaceScan, current, promoted stri
 	}
 	if len(f.consumers) == 0 {
 		return f, badInput("target %s: nothing in namespace %s that rotator can repoint references Secret %s (no Deployment, StatefulSet, DaemonSet, CronJob%s): check namespace and secret in rotator.yaml",
-			t.Name, t.Namespace, current, map[bool]string{true: " or Ingress", false: ""}[t.Kind == catalog.KindTLS])
+			t.Name, t.Namespace, current, map[bool]string{true: " or Ingress", false: ""}[m.ingresses])
 	}
 	return f, nil
 }
@@ -230,19 +237,25 @@ func checkSecret(t catalog.Target, s *corev1.Secret, emergency bool, consumers [
 	return out
 }
 
+// embeddedFix is the fix for a carried key that embeds a secret value: the
+// kind's, if it can write the key itself, else to move the key out.
 func embeddedFix(t catalog.Target, key string) string {
-	if t.Kind == catalog.KindPostgres {
-		return fmt.Sprintf("set postgres.dsnKey: %s so that rotator writes it with the new password, or remove the key", key)
+	if m, ok := kindMaterials(t.Kind); ok && m.embeddedFix != nil {
+		return m.embeddedFix(key)
 	}
 	return "remove the key from the Secret, or keep it in a Secret of its own"
 }
 
+// missingKeyFix is the fix for a consumer that reads a key the new
+// version would not have: the kind's, if it knows the key, else the
+// reference's or the Secret's.
 func missingKeyFix(t catalog.Target, s *corev1.Secret, key string, emergency bool) string {
+	if m, ok := kindMaterials(t.Kind); ok && m.missingKeyFix != nil {
+		if fix := m.missingKeyFix(key, emergency); fix != "" {
+			return fix
+		}
+	}
 	switch {
-	case key == PreviousKey && t.Kind == catalog.KindJWT && emergency:
-		return "an emergency rotation drops the compromised previous key: mark the reference optional: true"
-	case key == PreviousKey && t.Kind == catalog.KindJWT:
-		return "set jwt.dualKey: true, or mark the reference optional: true"
 	case s.Data[key] == nil:
 		return fmt.Sprintf("Secret %s has no such key either: fix the reference or add the key to the Secret", s.Name)
 	}

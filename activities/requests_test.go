@@ -89,7 +89,7 @@ func TestPreflightRecordsWhatPromoteNeeds(t *testing.T) {
 // jwtCatalog is a catalog with one jwt target t on Secret jwt.
 func jwtCatalog() *catalog.Catalog {
 	return &catalog.Catalog{Targets: []catalog.Target{{Name: "t", Kind: catalog.KindJWT, Namespace: testNS, Secret: "jwt", Key: "secret",
-		JWT: &catalog.JWT{Bytes: 32}}}}
+		Sections: catalog.Sections{JWT: &catalog.JWT{Bytes: 32}}}}}
 }
 
 func TestStageFirstAttemptReadsOnlyTheCurrentVersion(t *testing.T) {
@@ -97,7 +97,7 @@ func TestStageFirstAttemptReadsOnlyTheCurrentVersion(t *testing.T) {
 	cur.Data["issuer"] = []byte("https://issuer.example")
 	c := fake.NewClientset(cur)
 	k := &Kube{Client: c, Catalog: jwtCatalog()}
-	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
+	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, KindPlans: KindPlans{JWTBytes: 32},
 		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
 	if _, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p}); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestStageOnANameTakenBySomebodyElseStops(t *testing.T) {
 	taken.Annotations = map[string]string{AnnotationRunID: "somebody-else"}
 	c := fake.NewClientset(secret("jwt", "u1", nil), taken)
 	k := &Kube{Client: c, Catalog: jwtCatalog()}
-	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
+	p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, KindPlans: KindPlans{JWTBytes: 32},
 		Current: SecretRef{Namespace: testNS, Name: "jwt", Version: 1}}
 	_, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p})
 	var app *temporal.ApplicationError
@@ -144,7 +144,7 @@ func TestPreflightAndStageAgainFindTheirOwnVersion(t *testing.T) {
 	otherRun.Annotations = map[string]string{AnnotationRunID: "an-earlier-failed-run"}
 	c := fake.NewClientset(secret("jwt", "u1", nil), d, otherRun)
 	cat := &catalog.Catalog{Targets: []catalog.Target{{Name: "t", Kind: catalog.KindJWT, Namespace: testNS, Secret: "jwt", Key: "secret",
-		JWT: &catalog.JWT{Bytes: 32}}}}
+		Sections: catalog.Sections{JWT: &catalog.JWT{Bytes: 32}}}}}
 	k := &Kube{Client: c, Catalog: cat}
 	env := activityEnv(t, k)
 	preflight := func() Plan { return execute[Plan](t, env, k.Preflight, PreflightInput{Target: "t"}) }

@@ -161,12 +161,20 @@ func notStaged(p Plan, where string) error {
 		p.Target, where, p.Target), ErrNotStaged, nil)
 }
 
-// discard deletes staged keys once they are in a version (or the rotation
-// ended): staged keys live no longer than they are needed.
+// discard deletes what the plan's kind staged for a new version once it
+// is in a version (or the rotation ended): staged keys live no longer
+// than they are needed. Kinds that stage nothing have nothing to delete.
 func (s Staging) discard(ctx context.Context, p Plan) error {
-	if p.Kind != catalog.KindAPIKeys {
+	m, ok := kindMaterials(p.Kind)
+	if !ok || m.discard == nil {
 		return nil
 	}
+	return m.discard(ctx, s, p)
+}
+
+// discardStaged deletes the staged keys of an apikeys plan, wherever
+// Staging put them.
+func (s Staging) discardStaged(ctx context.Context, p Plan) error {
 	if p.Vault != nil {
 		if err := vault.NewStore(s.Vault, p.Vault.Mount).DeleteStaged(ctx, p.Vault.Path); err != nil {
 			return vaultError(err)

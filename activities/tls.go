@@ -9,6 +9,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -22,6 +23,28 @@ type TLS struct {
 	Kube    kubernetes.Interface
 	Catalog *catalog.Catalog
 	Vault   *vaultapi.Client
+}
+
+// tlsMaterial is a certificate Vault's PKI engine issues, in a
+// kubernetes.io/tls Secret, which is what Ingress controllers require; the
+// Ingresses that serve it move with the workloads.
+func tlsMaterial() kindMaterial {
+	return kindMaterial{
+		generate: func(ctx context.Context, k *Kube, p Plan) (map[string][]byte, error) { return k.issue(ctx, p) },
+		written: func(catalog.Target, bool) []string {
+			return []string{pki.DataCert, pki.DataKey, pki.DataCA}
+		},
+		// The certificate and CA are public: only the private key is.
+		secret:     []string{pki.DataKey},
+		secretType: corev1.SecretTypeTLS,
+		ingresses:  true,
+		ready: func(k *Kube, t catalog.Target) error {
+			if k.Vault == nil {
+				return badInput("target %s: tls: the worker has no Vault connection to issue certificates: set VAULT_ADDR and a token (or vault.auth in rotator.yaml) and restart it", t.Name)
+			}
+			return nil
+		},
+	}
 }
 
 // issue has Vault's PKI engine issue the certificate a tls plan asks for;

@@ -65,7 +65,7 @@ func planOf(t *testing.T, c *catalog.Catalog, name string) Plan {
 		t.Fatal(err)
 	}
 	p := Plan{Target: tg.Name, Kind: tg.Kind, Namespace: tg.Namespace, Base: tg.Secret, Key: tg.Key, NextVersion: 2,
-		Current: SecretRef{Namespace: tg.Namespace, Name: tg.Secret, Version: 1}, Vault: vaultPlanOf(tg), TLS: tlsPlanOf(tg)}
+		Current: SecretRef{Namespace: tg.Namespace, Name: tg.Secret, Version: 1}, Vault: vaultPlanOf(tg), KindPlans: KindPlans{TLS: tlsPlanOf(tg)}}
 	if tg.JWT != nil {
 		p.JWTBytes, p.DualKey = tg.JWT.Bytes, tg.JWT.DualKey
 	}
@@ -204,7 +204,7 @@ func TestStageRefusesForgedInputsBeforeAnyChange(t *testing.T) {
 			}
 			c.ClearActions()
 			k := &Kube{Client: c, Catalog: jwtCatalog()}
-			p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, JWTBytes: 32,
+			p := Plan{Target: "t", Kind: catalog.KindJWT, Namespace: testNS, Base: "jwt", Key: "secret", NextVersion: 2, KindPlans: KindPlans{JWTBytes: 32},
 				Current: SecretRef{Name: "jwt", Version: 1}}
 			tc.forge(&p)
 			_, err := activityEnv(t, k).ExecuteActivity(k.StageSecret, StageInput{Plan: p})

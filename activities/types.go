@@ -134,18 +134,12 @@ type Plan struct {
 	Consumers   []Workload    `json:"consumers"`
 	Grace       time.Duration `json:"grace"`
 	MinGrace    time.Duration `json:"minGrace,omitempty"` // the workflow refuses a shorter grace from its input
-	JWTBytes    int           `json:"jwtBytes,omitempty"`
-	DualKey     bool          `json:"dualKey,omitempty"`
-	// Postgres is set for postgres targets by PreflightDatabase.
-	Postgres *PostgresPlan `json:"postgres,omitempty"`
-	// APIKeys is set for apikeys targets by PreflightKeys.
-	APIKeys *APIKeysPlan `json:"apiKeys,omitempty"`
+	// KindPlans are the fields of one kind (jwt, postgres, apikeys, tls).
+	KindPlans
 	// Vault is where versions are recorded, when the target has a path.
 	Vault *VaultPlan `json:"vault,omitempty"`
 	// Ingresses serve the current Secret in tls[].secretName (tls only).
 	Ingresses []string `json:"ingresses,omitempty"`
-	// TLS is what a tls target's new certificate must be.
-	TLS *TLSPlan `json:"tls,omitempty"`
 	// Seen is what preflight read of each consumer, so that promote
 	// need not read the workloads again.
 	Seen []Seen `json:"seen,omitempty"`

@@ -10,70 +10,17 @@ import (
 	"time"
 )
 
-// Kind names a family of secrets that share one way of rotating.
-type Kind string
-
-// The kinds this worker rotates. A kind is listed here only once its workflow
-// exists, so a catalog never promises a rotation that cannot run.
-const (
-	KindJWT      Kind = "jwt"
-	KindPostgres Kind = "postgres"
-	KindAPIKeys  Kind = "apikeys"
-	KindTLS      Kind = "tls"
-)
-
-// Kinds returns every supported kind, in the order errors list them.
-func Kinds() []Kind { return []Kind{KindJWT, KindPostgres, KindAPIKeys, KindTLS} }
-
-// The strategies of a postgres target.
-const (
-	// StrategySingleUser is the runbook's: the role changes its own
-	// password, so new logins with the old one fail until the rollout ends.
-	StrategySingleUser = "single-user"
-	// StrategyAlternating switches consumers between two login roles, so
-	// both passwords work throughout: no failed login.
-	StrategyAlternating = "alternating-users"
-)
-
-// Defaults applied to fields a target leaves out.
+// Defaults applied to fields a target leaves out; each kind's own are in
+// its file.
 const (
 	DefaultGrace = 7 * 24 * time.Hour
 	// DefaultMinGrace leaves time for a bad rollout's errors to show and
 	// for someone to abort, whoever starts the rotation and however short
 	// a grace they ask for.
 	DefaultMinGrace = time.Hour
-	DefaultJWTBytes = 64
-	DefaultJWTKey   = "secret"
-	// MaxJWTBytes bounds key size: larger keys add nothing to HS512 and a
-	// Secret must stay well below etcd's 1 MiB object limit.
-	MaxJWTBytes = 4096
-	minJWTBytes = 32
-	// DefaultStageTimeout is how long an API-key rotation waits for the
-	// engineer to stage the new keys before it gives up, changing nothing.
-	DefaultStageTimeout = 72 * time.Hour
 	// DefaultVaultMount is where Vault mounts KV v2 unless told otherwise.
 	DefaultVaultMount = "secret"
-	// DefaultAdminKey is the data key of a provider admin Secret.
-	DefaultAdminKey = "admin-key"
-	// DefaultRenewBefore is the runbook's "30 days before expiry".
-	DefaultRenewBefore = 30 * 24 * time.Hour
-	// DefaultCertTTL is how long a renewed certificate is valid unless
-	// the target says otherwise; the PKI role may cap it.
-	DefaultCertTTL = 90 * 24 * time.Hour
-	// DefaultPKIMount is where Vault's PKI engine is usually mounted.
-	DefaultPKIMount = "pki"
-	// TLSCertKey is the data key of a kubernetes.io/tls Secret's chain.
-	TLSCertKey = "tls.crt"
 )
-
-// DefaultEvery is the runbook's cadence for each kind.
-var defaultEvery = map[Kind]time.Duration{
-	KindJWT:      90 * 24 * time.Hour,
-	KindPostgres: 90 * 24 * time.Hour,
-	KindAPIKeys:  180 * 24 * time.Hour,
-	// tls targets renew when the daily scan finds them due, not on a
-	// fixed cadence.
-}
 
 // WorkloadKinds are the consumer kinds whose pod templates rotator
 // repoints; a CronJob's is its job template's.
@@ -145,14 +92,9 @@ type Target struct {
 	// grace); the worker refuses a shorter one. Default: DefaultMinGrace,
 	// or Grace when that is shorter.
 	MinGrace Duration `json:"minGrace,omitzero"`
-	// JWT configures the jwt kind.
-	JWT *JWT `json:"jwt,omitempty"`
-	// Postgres configures the postgres kind.
-	Postgres *Postgres `json:"postgres,omitempty"`
-	// APIKeys configures the apikeys kind.
-	APIKeys *APIKeys `json:"apiKeys,omitempty"`
-	// TLS configures the tls kind.
-	TLS *TLS `json:"tls,omitempty"`
+	// Sections holds the section of the target's kind (jwt, postgres,
+	// apiKeys, tls); embedded, its fields are the target's own.
+	Sections
 	// Vault, when set, records every version in Vault KV v2 as well.
 	Vault *VaultPath `json:"vault,omitempty"`
 	// Consumers lists workloads explicitly; they are discovered when empty.
@@ -168,65 +110,6 @@ type Target struct {
 	AcknowledgedManagers []string `json:"acknowledgedManagers,omitempty"`
 }
 
-// JWT configures a jwt target.
-type JWT struct {
-	// Bytes is the length of the random key before base64 encoding.
-	Bytes int `json:"bytes,omitempty"`
-	// DualKey makes each new Secret also carry the previous key under
-	// "previous", so applications that verify with both keys keep tokens
-	// signed before the rotation valid through grace.
-	DualKey bool `json:"dualKey,omitempty"`
-	// Previous says how long a dual-key Secret's previous key stays
-	// trusted: keepUntilNextRotation (default), or dropAtRetire, which
-	// rolls the consumers out once more at retire onto a version without
-	// it.
-	Previous string `json:"previous,omitempty"`
-}
-
-// The values of jwt.previous.
-const (
-	PreviousKeepUntilNextRotation = "keepUntilNextRotation"
-	PreviousDropAtRetire          = "dropAtRetire"
-)
-
-// Postgres configures a postgres target: where the database is and how its
-// password changes.
-type Postgres struct {
-	// Host and Port are the server as the worker reaches it.
-	Host string `json:"host"`
-	Port int    `json:"port,omitempty"`
-	// Database is the database to log in to (default: the role's name).
-	Database string `json:"database,omitempty"`
-	// SSLMode is libpq's sslmode for the worker's own connections
-	// (default verify-full, against PGSSLROOTCERT or the system's CAs).
-	// Whatever the mode, the worker refuses a connection that ends up
-	// without TLS unless the mode is disable: allow and prefer fall back
-	// to plain text silently, and ALTER ROLE must not travel so.
-	SSLMode string `json:"sslMode,omitempty"`
-	// DSNSSLMode is the sslmode written into the DSN the consumers read
-	// (default: SSLMode when the catalog writes one, else prefer, what the
-	// DSN said before the worker's default became verify-full: a
-	// consumer without the server's CA would fail to connect).
-	DSNSSLMode string `json:"dsnSSLMode,omitempty"`
-	// SSLModeDefaulted says the catalog wrote no sslMode, so SSLMode is
-	// DefaultSSLMode: rotations planned before that default (prefer then)
-	// carry prefer, which the worker then replaces with verify-full.
-	SSLModeDefaulted bool `json:"-"`
-	// Role is the login role (single-user) or the role that owns the
-	// objects and whose members the two login roles are (alternating-users).
-	Role string `json:"role"`
-	// Strategy is single-user (default) or alternating-users.
-	Strategy string `json:"strategy,omitempty"`
-	// Users are the two login roles of alternating-users (default
-	// <role>_a and <role>_b).
-	Users []string `json:"users,omitempty"`
-	// AdminSecret holds username and password of a role with CREATEROLE,
-	// needed by alternating-users to set the other role's password.
-	AdminSecret *SecretRef `json:"adminSecret,omitempty"`
-	// DSNKey, when set, adds a postgres:// URL under that data key.
-	DSNKey string `json:"dsnKey,omitempty"`
-}
-
 // VaultPath is where a target's versions are recorded in Vault: each new
 // version is a KV v2 version of mount/path, with stage labels in the path's
 // custom_metadata.
@@ -235,81 +118,6 @@ type VaultPath struct {
 	Mount string `json:"mount,omitempty"`
 	// Path is the secret's path inside the mount.
 	Path string `json:"path"`
-}
-
-// APIKeys configures an apikeys target: one Secret holding the keys of
-// several LLM providers, each obtained by an engineer from the provider's
-// console.
-type APIKeys struct {
-	Providers []Provider `json:"providers"`
-	// Probe is the HTTP check run after promote (the runbook's curl).
-	Probe *Probe `json:"probe,omitempty"`
-	// StageTimeout bounds the wait for the engineer's keys (default 72h).
-	StageTimeout Duration `json:"stageTimeout,omitzero"`
-}
-
-// Provider is one LLM provider whose key the Secret holds.
-type Provider struct {
-	// Name is openai or anthropic.
-	Name string `json:"name"`
-	// Key is the Secret's data key (default <name>-api-key).
-	Key string `json:"key,omitempty"`
-	// BaseURL is the provider's API (default its public one).
-	BaseURL string `json:"baseURL,omitempty"`
-	// Admin, when set, lets rotator revoke the old key at retire;
-	// without it the engineer revokes it and approves.
-	Admin *ProviderAdmin `json:"admin,omitempty"`
-}
-
-// ProviderAdmin is where a provider's admin key is kept.
-type ProviderAdmin struct {
-	Secret SecretRef `json:"secret"`
-	// Key is the data key of the admin key (default admin-key).
-	Key string `json:"key,omitempty"`
-	// ProjectID is the OpenAI project that owns the keys.
-	ProjectID string `json:"projectID,omitempty"`
-}
-
-// TLS configures a tls target: what Vault's PKI engine issues, and when the
-// daily scan renews it.
-type TLS struct {
-	// Mount is the PKI engine's mount (default pki).
-	Mount string `json:"mount,omitempty"`
-	// Role is the PKI role that issues the certificate.
-	Role string `json:"role"`
-	// CommonName is the certificate's CN; it is also a DNS SAN.
-	CommonName string `json:"commonName"`
-	// DNSNames are further DNS SANs.
-	DNSNames []string `json:"dnsNames,omitempty"`
-	// IPs are IP SANs.
-	IPs []string `json:"ips,omitempty"`
-	// TTL is the new certificate's lifetime (default 90 days).
-	TTL Duration `json:"ttl,omitzero"`
-	// RenewBefore is how long before NotAfter the scan renews (default 720h).
-	RenewBefore Duration `json:"renewBefore,omitzero"`
-	// Handshake, when set, is an address whose TLS server must present the
-	// new certificate once consumers rolled out.
-	Handshake *Handshake `json:"handshake,omitempty"`
-}
-
-// Handshake is where verify dials to see the served certificate.
-type Handshake struct {
-	// Address is host:port as the worker reaches it.
-	Address string `json:"address"`
-	// ServerName is the SNI name (default the common name).
-	ServerName string `json:"serverName,omitempty"`
-}
-
-// Probe is an HTTP request that must succeed once consumers run on the new
-// keys.
-type Probe struct {
-	URL string `json:"url"`
-	// Method is GET (default), HEAD or POST.
-	Method string `json:"method,omitempty"`
-	// Body is sent with POST.
-	Body string `json:"body,omitempty"`
-	// ExpectStatus is the status a healthy answer has (default 200).
-	ExpectStatus int `json:"expectStatus,omitempty"`
 }
 
 // SecretRef names a Secret outside the target.
@@ -330,19 +138,6 @@ type Consumer struct {
 // the manager manages; names compare without regard to case.
 func (t Target) Acknowledges(manager string) bool {
 	return slices.ContainsFunc(t.AcknowledgedManagers, func(m string) bool { return strings.EqualFold(m, manager) })
-}
-
-// OldStopsAtApply reports whether the current credential stops working as
-// soon as the new one is applied (a single-user PostgreSQL role has one
-// password), so nothing may be left on it.
-func (t Target) OldStopsAtApply() bool {
-	return t.Kind == KindPostgres && t.Postgres != nil && t.Postgres.Strategy == StrategySingleUser
-}
-
-// DropsPrevious reports whether a dual-key target removes the previous key
-// at retire, with a second rollout.
-func (t Target) DropsPrevious() bool {
-	return t.JWT != nil && t.JWT.DualKey && t.JWT.Previous == PreviousDropAtRetire
 }
 
 // Target returns the target with the given name.

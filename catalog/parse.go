@@ -8,8 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 )
 
 // Load reads, parses and validates a catalog file.
@@ -32,7 +30,7 @@ func Parse(b []byte) (*Catalog, error) {
 		return nil, errors.New("the file is empty: add a targets: list (see rotator.yaml in the repository)")
 	}
 	var c Catalog
-	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+	if err := unmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("parse: %w", explainDecode(err))
 	}
 	if err := c.validate(); err != nil {
@@ -93,14 +91,6 @@ func jsonKind(kind string) string {
 	default:
 		return "a " + kind
 	}
-}
-
-func kindList() string {
-	s := make([]string, 0, len(Kinds()))
-	for _, k := range Kinds() {
-		s = append(s, string(k))
-	}
-	return strings.Join(s, ", ")
 }
 
 // truncate keeps error messages readable when a field holds a huge value.

@@ -1,15 +1,12 @@
 package catalog
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-
-	"rotator/providers"
 )
 
 // FieldError is a validation error that names the target, the field and the fix.
@@ -55,6 +52,8 @@ func (c *Catalog) validate() error {
 	return errors.Join(errs...)
 }
 
+// applyDefaults fills what the target leaves out: the fields every target
+// has, then those of its kind.
 func (t *Target) applyDefaults() {
 	if !t.Grace.set {
 		t.Grace.Duration = DefaultGrace
@@ -62,94 +61,19 @@ func (t *Target) applyDefaults() {
 	if !t.MinGrace.set {
 		t.MinGrace.Duration = min(DefaultMinGrace, t.Grace.Duration)
 	}
-	if !t.Every.set {
-		t.Every.Duration = defaultEvery[t.Kind]
-	}
-	if t.Kind == KindPostgres && t.Postgres != nil {
-		if t.Key == "" {
-			t.Key = "password"
-		}
-		p := t.Postgres
-		if p.Port == 0 {
-			p.Port = 5432
-		}
-		if p.Database == "" {
-			p.Database = p.Role
-		}
-		if p.DSNSSLMode == "" {
-			p.DSNSSLMode = cmp.Or(p.SSLMode, "prefer")
-		}
-		if p.SSLMode == "" {
-			p.SSLMode, p.SSLModeDefaulted = DefaultSSLMode, true
-		}
-		if p.Strategy == "" {
-			p.Strategy = StrategySingleUser
-		}
-		if p.Strategy == StrategyAlternating && len(p.Users) == 0 && p.Role != "" {
-			p.Users = []string{p.Role + "_a", p.Role + "_b"}
-		}
+	spec, known := specOf(t.Kind)
+	if !t.Every.set && known {
+		t.Every.Duration = spec.every
 	}
 	if t.Vault != nil && t.Vault.Mount == "" {
 		t.Vault.Mount = DefaultVaultMount
 	}
-	if t.Kind == KindAPIKeys && t.APIKeys != nil {
-		a := t.APIKeys
-		if !a.StageTimeout.set {
-			a.StageTimeout.Duration = DefaultStageTimeout
-		}
-		for i := range a.Providers {
-			p := &a.Providers[i]
-			if p.Key == "" && p.Name != "" {
-				p.Key = p.Name + "-api-key"
-			}
-			if p.BaseURL == "" {
-				p.BaseURL = providers.DefaultBaseURL(p.Name)
-			}
-			if p.Admin != nil && p.Admin.Key == "" {
-				p.Admin.Key = DefaultAdminKey
-			}
-		}
-		if a.Probe != nil {
-			if a.Probe.Method == "" {
-				a.Probe.Method = "GET"
-			}
-			if a.Probe.ExpectStatus == 0 {
-				a.Probe.ExpectStatus = 200
-			}
-		}
-	}
-	if t.Kind == KindTLS && t.TLS != nil {
-		c := t.TLS
-		if t.Key == "" {
-			t.Key = TLSCertKey
-		}
-		if c.Mount == "" {
-			c.Mount = DefaultPKIMount
-		}
-		if !c.TTL.set {
-			c.TTL.Duration = DefaultCertTTL
-		}
-		if !c.RenewBefore.set {
-			c.RenewBefore.Duration = DefaultRenewBefore
-		}
-		if c.Handshake != nil && c.Handshake.ServerName == "" {
-			c.Handshake.ServerName = c.CommonName
-		}
-	}
-	if t.Kind == KindJWT {
-		if t.Key == "" {
-			t.Key = DefaultJWTKey
-		}
-		if t.JWT == nil {
-			t.JWT = &JWT{}
-		}
-		if t.JWT.Bytes == 0 {
-			t.JWT.Bytes = DefaultJWTBytes
-		}
+	if known && spec.applies(t) {
+		spec.defaults(t)
 	}
 }
 
-func (t *Target) check(fail func(field, format string, args ...any)) {
+func (t *Target) check(fail failFunc) {
 	dns := func(field, v, what string, max int, f func(string) []string) {
 		switch {
 		case v == "":
@@ -196,60 +120,7 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 		fail("minGrace", "%s is longer than grace %s, which would refuse the target's own grace: lower minGrace or raise grace",
 			shortDuration(t.MinGrace.Duration), shortDuration(t.Grace.Duration))
 	}
-	if t.JWT != nil {
-		if t.Kind != KindJWT {
-			fail("jwt", "is only valid for kind jwt: remove it or set kind: jwt")
-		} else if t.JWT.Bytes < minJWTBytes || t.JWT.Bytes > MaxJWTBytes {
-			fail("jwt.bytes", "%d is out of range: use %d to %d (default %d)", t.JWT.Bytes, minJWTBytes, MaxJWTBytes, DefaultJWTBytes)
-		}
-		switch {
-		case t.JWT.Previous == "" || t.JWT.Previous == PreviousKeepUntilNextRotation:
-		case t.JWT.Previous != PreviousDropAtRetire:
-			fail("jwt.previous", "%q is not a choice: use %s (default) or %s", truncate(t.JWT.Previous), PreviousKeepUntilNextRotation, PreviousDropAtRetire)
-		case !t.JWT.DualKey:
-			fail("jwt.previous", "only a dual-key Secret has a previous key: set jwt.dualKey: true or remove previous")
-		}
-	}
-	switch {
-	case t.Kind == KindPostgres && t.Postgres == nil:
-		fail("postgres", "is required for kind postgres: add postgres: {host: ..., role: ...}")
-	case t.Kind == KindPostgres:
-		t.Postgres.check(fail)
-	case t.Postgres != nil:
-		fail("postgres", "is only valid for kind postgres: remove it or set kind: postgres")
-	}
-	if t.Kind == KindPostgres && t.Key != "password" {
-		fail("key", "a postgres Secret holds username and password: remove key or set key: password")
-	}
-	switch {
-	case t.Kind == KindAPIKeys && t.APIKeys == nil:
-		fail("apiKeys", "is required for kind apikeys: add apiKeys: {providers: [{name: openai}, {name: anthropic}]}")
-	case t.Kind == KindAPIKeys:
-		// A catalog written back after parsing carries the key derived
-		// below, which must read the same again.
-		if t.Key != "" && (len(t.APIKeys.Providers) == 0 || t.Key != t.APIKeys.Providers[0].Key) {
-			fail("key", "an apikeys Secret holds one key per provider: remove key and set apiKeys.providers[i].key instead")
-		}
-		t.APIKeys.check(fail)
-		if len(t.APIKeys.Providers) > 0 {
-			// The first provider's key stands for the version in
-			// fingerprints and status.
-			t.Key = t.APIKeys.Providers[0].Key
-		}
-	case t.APIKeys != nil:
-		fail("apiKeys", "is only valid for kind apikeys: remove it or set kind: apikeys")
-	}
-	switch {
-	case t.Kind == KindTLS && t.TLS == nil:
-		fail("tls", "is required for kind tls: add tls: {role: ..., commonName: ...}")
-	case t.Kind == KindTLS:
-		if t.Key != TLSCertKey {
-			fail("key", "a tls Secret holds tls.crt and tls.key: remove key")
-		}
-		t.TLS.check(fail)
-	case t.TLS != nil:
-		fail("tls", "is only valid for kind tls: remove it or set kind: tls")
-	}
+	t.checkSections(fail)
 	if t.Vault != nil {
 		checkVaultPath(t.Vault, fail)
 	}
@@ -267,5 +138,23 @@ func (t *Target) check(fail func(field, format string, args ...any)) {
 			fail(field, "%s/%s is listed twice: remove the duplicate", truncate(c.Kind), truncate(c.Name))
 		}
 		seen[c] = true
+	}
+}
+
+// checkSections refuses the sections of other kinds, asks for the kind's
+// own when it is required, and checks it. Kinds are visited in registry
+// order, so errors read the same for every target.
+func (t *Target) checkSections(fail failFunc) {
+	for _, s := range kindSpecs() {
+		switch {
+		case t.Kind != s.kind:
+			if s.carries(t) {
+				fail(s.section, "is only valid for kind %s: remove it or set kind: %s", s.kind, s.kind)
+			}
+		case !s.applies(t):
+			fail(s.section, "is required for kind %s: add %s", s.kind, s.example)
+		default:
+			s.check(t, fail)
+		}
 	}
 }

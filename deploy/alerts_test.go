@@ -172,7 +172,7 @@ func rotate(t *testing.T, m *observe.Metrics, target string, rolloutErr error) {
 	old := activities.SecretRef{Namespace: "ns", Name: target + "-1", Version: 1}
 	next := activities.SecretRef{Namespace: "ns", Name: target + "-2", Version: 2}
 	plan := activities.Plan{Target: target, Kind: catalog.KindJWT, Namespace: "ns", Base: target, Key: "secret",
-		Current: old, NextVersion: 2, Grace: time.Hour, JWTBytes: 64}
+		Current: old, NextVersion: 2, Grace: time.Hour, KindPlans: activities.KindPlans{JWTBytes: 64}}
 	env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil)
 	env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(next, nil)
 	// Without a Vault record promote and the rollout wait are one activity.

@@ -23,7 +23,8 @@ var (
 	newRef = activities.SecretRef{Namespace: "llm-orchestrator", Name: "orchestrator-jwt-secret-2", Version: 2, Fingerprint: "sha256:bbbbbbbbbbbb"}
 	app    = activities.Workload{Kind: "Deployment", Name: "orchestrator"}
 	plan   = activities.Plan{Target: target, Kind: "jwt", Namespace: "llm-orchestrator", Base: "orchestrator-jwt-secret",
-		Key: "secret", Current: oldRef, NextVersion: 2, Consumers: []activities.Workload{app}, Grace: 7 * 24 * time.Hour, JWTBytes: 64}
+		Key: "secret", Current: oldRef, NextVersion: 2, Consumers: []activities.Workload{app}, Grace: 7 * 24 * time.Hour,
+		KindPlans: activities.KindPlans{JWTBytes: 64}}
 	rollouts = activities.PromoteResult{Rollouts: []activities.Rollout{{Workload: app, Generation: 2, Patched: true}}}
 )
 
