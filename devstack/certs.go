@@ -74,7 +74,7 @@ func clusterLeaves(serviceIP net.IP) []leafSpec {
 const servicesCA = "services-ca"
 
 // serviceLeaves lists the services' certificates: the Temporal frontend's
-// and PostgreSQL's, the client certificate of rotator's worker and CLI,
+// PostgreSQL's and Redis's, the client certificate of rotator's worker and CLI,
 // and the one Temporal's own system worker presents to its frontend.
 func serviceLeaves() []leafSpec {
 	server := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -85,6 +85,7 @@ func serviceLeaves() []leafSpec {
 		{name: "temporal-client", ca: servicesCA, cn: "rotator", usage: client},
 		{name: "temporal-system-worker", ca: servicesCA, cn: temporal.SystemWorkerName, usage: client},
 		{name: "postgres", ca: servicesCA, cn: "localhost", usage: server, dnsNames: []string{"localhost"}, ips: loopback},
+		{name: "redis", ca: servicesCA, cn: "localhost", usage: server, dnsNames: []string{"localhost"}, ips: loopback},
 	}
 }
 

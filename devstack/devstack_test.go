@@ -342,6 +342,8 @@ func TestWriteEnv(t *testing.T) {
 		"export PGHOST=127.0.0.1\n",
 		"export PGPORT=5432\n",
 		"export ROTATOR_PG_SUPERUSER_PASSWORD_FILE=" + shellQuote(s.path("postgres", "superuser.password")) + "\n",
+		"export ROTATOR_REDIS_ADDR=127.0.0.1:6380\n",
+		"export ROTATOR_REDIS_ADMIN_PASSWORD_FILE=" + shellQuote(s.path("redis", "rotator_admin.password")) + "\n",
 		"export VAULT_ADDR=http://127.0.0.1:8200\n",
 		"export VAULT_TOKEN_FILE=" + shellQuote(s.path("vault", "root-token")) + "\n",
 	} {

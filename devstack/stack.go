@@ -26,7 +26,7 @@ const (
 	controllerPort = 10257
 	schedulerPort  = 10259
 	kwokPort       = 10247
-	// postgresPort (5432) is in postgres.go.
+	// postgresPort (5432) is in postgres.go, redisPort (6380) in redis.go.
 
 	serviceCIDR = "10.96.0.0/16"
 	// serviceIP is the first address of serviceCIDR, the kubernetes Service.
@@ -120,7 +120,7 @@ func (s *stack) kubeAPI() (*kubeAPI, error) {
 
 // components returns every component in start order.
 func (s *stack) components() []*component {
-	return append([]*component{s.temporal(), s.postgres().component(), s.vault().component()}, s.kubeComponents()...)
+	return append([]*component{s.temporal(), s.postgres().component(), s.redis().component(), s.vault().component()}, s.kubeComponents()...)
 }
 
 // kubeComponents returns the Kubernetes components in start order.

@@ -43,6 +43,10 @@ func (s *stack) up(ctx context.Context) error {
 	// PostgreSQL comes first: it is ready in seconds, and the workload's
 	// Secrets carry the passwords of the roles it seeds.
 	upErr := s.upPostgres(ctx)
+	if upErr == nil {
+		fmt.Fprintln(s.out, "redis:")
+		upErr = s.procs.ensure(ctx, s.redis().component())
+	}
 	// Vault next: it needs nothing else, and once built it is ready in a
 	// second.
 	if upErr == nil {
@@ -71,11 +75,13 @@ devstack is up (%s)
   Kubernetes   https://127.0.0.1:%d; KUBECONFIG=%s
   kubectl      %s
   PostgreSQL   127.0.0.1:%d; superuser %s, password in %s
+  Redis        %s (TLS); user %s, password in %s
   Vault        %s (dev mode, in memory); root token in %s
   logs         %s
   env          eval "$(%s env)"   (or: . %s)
 `, time.Since(start).Round(100*time.Millisecond), temporalFrontendPort, temporalUIPort, apiserverPort,
 		s.kubeconfig(), s.bin("kubectl"), postgresPort, pgSuperuser, s.postgres().passwordFile(pgSuperuser),
+		s.redis().addr(), redisAdminUser, s.redis().adminPasswordFile(),
 		s.vault().addr(), s.vault().tokenFile(),
 		s.path("logs"), s.selfCommand(), s.path("env"))
 	return nil
@@ -243,6 +249,10 @@ func (s *stack) writeEnv() error {
 		// A file reference: the env file is world-readable and ends up in
 		// shells and CI logs, the password must not.
 		{"ROTATOR_PG_SUPERUSER_PASSWORD_FILE", s.postgres().passwordFile(pgSuperuser)},
+		// Redis serves TLS with a certificate of the services CA (the
+		// PGSSLROOTCERT file); the admin password is a file reference too.
+		{"ROTATOR_REDIS_ADDR", s.redis().addr()},
+		{"ROTATOR_REDIS_ADMIN_PASSWORD_FILE", s.redis().adminPasswordFile()},
 		{"VAULT_ADDR", s.vault().addr()},
 		// Likewise the root token: clients read it from the file
 		// (VAULT_TOKEN="$(cat "$VAULT_TOKEN_FILE")" for the vault CLI).

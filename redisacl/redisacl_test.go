@@ -23,6 +23,8 @@ import (
 type server struct {
 	addr                string
 	adminPW, appPW, low string
+	// conf is the server's redis.conf, which CONFIG REWRITE rewrites.
+	conf string
 }
 
 func startServer(t *testing.T) server {
@@ -49,6 +51,7 @@ func startServer(t *testing.T) server {
 		"user low on #%s ~* +@read +@connection\n",
 		port, dir, Hash(s.adminPW), Hash(s.appPW), Hash(s.low))
 	confFile := filepath.Join(dir, "redis.conf")
+	s.conf = confFile
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -217,5 +220,72 @@ func TestRedact(t *testing.T) {
 	}
 	if got := URL(Server{Addr: "r:6379", TLS: true}, Credentials{"app", "p@ss"}); got != "rediss://app:p%40ss@r:6379" {
 		t.Errorf("URL = %s", got)
+	}
+}
+
+// TestPersistAndRights: a server configured by redis.conf keeps its users
+// with CONFIG REWRITE and refuses ACL SAVE (it has no aclfile), which
+// Persist reports as ErrNotPersisted; ACL DRYRUN tells an admin user that
+// may change passwords from one that may not.
+func TestPersistAndRights(t *testing.T) {
+	s := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv := Server{Addr: s.addr}
+	admin, err := Connect(ctx, srv, Credentials{Username: "admin", Password: s.adminPW}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := Persist(ctx, admin, PersistACLSave); !errors.Is(err, ErrNotPersisted) {
+		t.Errorf("ACL SAVE without an aclfile: %v, want ErrNotPersisted", err)
+	}
+	next := "app-pw-persisted"
+	if err := AddPassword(ctx, admin, "app", next); err != nil {
+		t.Fatal(err)
+	}
+	if err := Persist(ctx, admin, PersistConfigRewrite); err != nil {
+		t.Fatalf("CONFIG REWRITE: %v", err)
+	}
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), Hash(next)) {
+		t.Errorf("redis.conf lacks the new password's hash after CONFIG REWRITE:\n%s", conf)
+	}
+	if err := Persist(ctx, admin, PersistNone); err != nil {
+		t.Errorf("none: %v", err)
+	}
+	if err := CanManage(ctx, admin, "admin", "app"); err != nil {
+		t.Errorf("the admin user: %v", err)
+	}
+	low, err := Connect(ctx, srv, Credentials{Username: "low", Password: s.low}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer low.Close()
+	if err := CanManage(ctx, admin, "low", "app"); err == nil || !strings.Contains(err.Error(), "low may not run ACL SETUSER") {
+		t.Errorf("a user without ACL rights: %v", err)
+	}
+	if err := Persist(ctx, low, PersistConfigRewrite); !IsPermissionDenied(err) {
+		t.Errorf("CONFIG REWRITE as low: %v, want NOPERM", err)
+	}
+}
+
+func TestTLSConfig(t *testing.T) {
+	if cfg, err := TLSConfig(Server{Addr: "r:6379"}); cfg != nil || err != nil {
+		t.Errorf("no TLS: %v, %v", cfg, err)
+	}
+	cfg, err := TLSConfig(Server{Addr: "redis.data.svc:6380", TLS: true})
+	if err != nil || cfg.ServerName != "redis.data.svc" || cfg.RootCAs != nil {
+		t.Errorf("system CAs: %+v, %v", cfg, err)
+	}
+	bad := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TLSConfig(Server{Addr: "r:6380", TLS: true, CAFile: bad}); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("a CA file without a certificate: %v", err)
 	}
 }
