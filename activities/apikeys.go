@@ -293,6 +293,7 @@ func (a *APIKeys) RevokeOldKeys(ctx context.Context, plan Plan) (RevokeResult, e
 // discarded once a version holds them.
 func apiKeysMaterial() kindMaterial {
 	return kindMaterial{
+		checkPlan: checkAPIKeys,
 		generate: func(ctx context.Context, k *Kube, p Plan) (map[string][]byte, error) {
 			t, err := k.Catalog.Target(p.Target)
 			if err != nil {

@@ -45,6 +45,12 @@ type kindMaterial struct {
 	// ready refuses a target the worker cannot rotate as configured
 	// (tls without Vault), at preflight before anything changes.
 	ready func(k *Kube, t catalog.Target) error
+	// checkPlan refuses a plan whose part of this kind is not what the
+	// catalog gives the target (the server, user or provider an activity
+	// would act on); nil when the kind's plan has nothing of its own.
+	// Every kind's check runs on every plan, so a plan cannot carry the
+	// part of a kind the target is not.
+	checkPlan func(t catalog.Target, p Plan) error
 	// discard deletes what the kind staged for a new version once it is
 	// in one or the rotation ended (apikeys' staged keys); nil when the
 	// kind stages nothing.

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -324,35 +323,14 @@ func (p *Postgres) admin(ctx context.Context, t catalog.Target) (*pgx.Conn, erro
 }
 
 func (p *Postgres) credentials(ctx context.Context, ns, name string) (postgres.Credentials, error) {
-	c, err := postgres.CredentialsFromSecret(ctx, p.Kube, ns, name)
-	if apierrors.IsNotFound(err) {
-		return c, badInput("Secret %s/%s does not exist", ns, name)
-	}
-	if err != nil {
-		return c, classify(err)
-	}
-	return c, nil
+	l, err := secretLogin(ctx, p.Kube, ns, name, postgres.UsernameKey, postgres.PasswordKey)
+	return postgres.Credentials{Username: l.username, Password: l.password}, err
 }
 
-// version reads the credentials of a version of the target, refusing a
-// Secret that is not one (see checkLabels): its password is only ever sent
-// to the target's server, as the target's role.
+// version reads the credentials of a version of the target.
 func (p *Postgres) version(ctx context.Context, t catalog.Target, name string) (postgres.Credentials, error) {
-	s, err := p.Kube.CoreV1().Secrets(t.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return postgres.Credentials{}, badInput("Secret %s/%s does not exist", t.Namespace, name)
-	}
-	if err != nil {
-		return postgres.Credentials{}, classify(fmt.Errorf("read Secret %s/%s: %w", t.Namespace, name, err))
-	}
-	if err := checkLabels(t, s); err != nil {
-		return postgres.Credentials{}, err
-	}
-	c := postgres.Credentials{Username: string(s.Data[postgres.UsernameKey]), Password: string(s.Data[postgres.PasswordKey])}
-	if c.Username == "" || c.Password == "" {
-		return postgres.Credentials{}, badInput("Secret %s/%s needs the keys %q and %q", t.Namespace, name, postgres.UsernameKey, postgres.PasswordKey)
-	}
-	return c, nil
+	l, err := versionLogin(ctx, p.Kube, t, name, postgres.UsernameKey, postgres.PasswordKey)
+	return postgres.Credentials{Username: l.username, Password: l.password}, err
 }
 
 // staged returns the database plan and the new version's credentials,

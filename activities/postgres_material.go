@@ -14,6 +14,7 @@ import (
 // (it embeds the password, so it must be written, not carried).
 func postgresMaterial() kindMaterial {
 	return kindMaterial{
+		checkPlan: checkPostgres,
 		generate: func(_ context.Context, _ *Kube, p Plan) (map[string][]byte, error) {
 			if p.Postgres == nil {
 				return nil, badInput("postgres target %s has no database plan: preflight did not run", p.Target)

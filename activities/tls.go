@@ -30,7 +30,8 @@ type TLS struct {
 // Ingresses that serve it move with the workloads.
 func tlsMaterial() kindMaterial {
 	return kindMaterial{
-		generate: func(ctx context.Context, k *Kube, p Plan) (map[string][]byte, error) { return k.issue(ctx, p) },
+		checkPlan: checkTLS,
+		generate:  func(ctx context.Context, k *Kube, p Plan) (map[string][]byte, error) { return k.issue(ctx, p) },
 		written: func(catalog.Target, bool) []string {
 			return []string{pki.DataCert, pki.DataKey, pki.DataCA}
 		},

@@ -79,13 +79,14 @@ func checkPlan(c *catalog.Catalog, p Plan) (catalog.Target, error) {
 	if want := vaultPlanOf(t); !sameVault(p.Vault, want) {
 		return t, refused(t.Name, "vault", vaultShown(p.Vault), vaultShown(want))
 	}
-	if err := checkTLS(t, p.TLS); err != nil {
-		return t, err
+	for _, k := range catalog.Kinds() {
+		if m, ok := kindMaterials(k); ok && m.checkPlan != nil {
+			if err := m.checkPlan(t, p); err != nil {
+				return t, err
+			}
+		}
 	}
-	if err := checkPostgres(t, p.Postgres); err != nil {
-		return t, err
-	}
-	return t, checkAPIKeys(t, p)
+	return t, nil
 }
 
 func catalogTarget(c *catalog.Catalog, name string) (catalog.Target, error) {

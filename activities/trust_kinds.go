@@ -64,7 +64,8 @@ func tlsPlanOf(t catalog.Target) *TLSPlan {
 	return p
 }
 
-func checkTLS(t catalog.Target, got *TLSPlan) error {
+func checkTLS(t catalog.Target, p Plan) error {
+	got := p.TLS
 	if got == nil {
 		return nil
 	}
@@ -87,7 +88,8 @@ func checkTLS(t catalog.Target, got *TLSPlan) error {
 // checkPostgres checks the database plan: the server the worker connects
 // to (and sends credentials to), the strategy and the roles whose
 // passwords it sets or locks.
-func checkPostgres(t catalog.Target, got *PostgresPlan) error {
+func checkPostgres(t catalog.Target, p Plan) error {
+	got := p.Postgres
 	if got == nil {
 		return nil
 	}
@@ -165,17 +167,24 @@ func checkAPIKeys(t catalog.Target, p Plan) error {
 // checkDatabase is checkPlan for the database steps, with the versions
 // they read credentials from.
 func checkDatabase(c *catalog.Catalog, in DatabaseInput) (catalog.Target, error) {
-	t, err := checkPlan(c, in.Plan)
+	return checkKindInput(c, in.Plan, catalog.KindPostgres, in.Old, in.New)
+}
+
+// checkKindInput is checkPlan for the steps of one kind's backing system:
+// the target must be of that kind, and the old and new versions it reads
+// credentials from, when given, versions of the target.
+func checkKindInput(c *catalog.Catalog, p Plan, kind catalog.Kind, old, new SecretRef) (catalog.Target, error) {
+	t, err := checkPlan(c, p)
 	if err != nil {
 		return t, err
 	}
-	if t.Kind != catalog.KindPostgres {
-		return t, refused(t.Name, "kind", t.Kind, catalog.KindPostgres)
+	if t.Kind != kind {
+		return t, refused(t.Name, "kind", t.Kind, kind)
 	}
 	for _, r := range []struct {
 		field string
 		ref   SecretRef
-	}{{"old", in.Old}, {"new", in.New}} {
+	}{{"old", old}, {"new", new}} {
 		if r.ref.Name == "" {
 			continue
 		}

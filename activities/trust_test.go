@@ -438,17 +438,17 @@ func TestPlanFromBeforeVerifyFull(t *testing.T) {
 	}
 	d, _ := c.Target("d")
 	old := plan("d", "app", "prefer")
-	if err := checkPostgres(d, old); err != nil {
+	if err := checkPostgres(d, Plan{KindPlans: KindPlans{Postgres: old}}); err != nil {
 		t.Fatalf("a plan from before the default changed: %v", err)
 	}
 	if old.Server.SSLMode != "verify-full" {
 		t.Errorf("the connection would use %s, want the catalog's verify-full", old.Server.SSLMode)
 	}
-	if err := checkPostgres(d, plan("d", "app", "disable")); err == nil || !strings.Contains(err.Error(), "postgres.sslMode") {
+	if err := checkPostgres(d, Plan{KindPlans: KindPlans{Postgres: plan("d", "app", "disable")}}); err == nil || !strings.Contains(err.Error(), "postgres.sslMode") {
 		t.Errorf("disable against the default: %v", err)
 	}
 	w, _ := c.Target("w")
-	if err := checkPostgres(w, plan("w", "app2", "prefer")); err == nil || !strings.Contains(err.Error(), "postgres.sslMode") {
+	if err := checkPostgres(w, Plan{KindPlans: KindPlans{Postgres: plan("w", "app2", "prefer")}}); err == nil || !strings.Contains(err.Error(), "postgres.sslMode") {
 		t.Errorf("prefer against a written verify-full: %v", err)
 	}
 }

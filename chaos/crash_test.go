@@ -84,13 +84,13 @@ func (c *chaosRun) must(err error) {
 
 // crashRotation rotates the target, killing the worker with SIGKILL
 // during stage (a local activity, so inside a workflow task), after
-// stage, after apply (withApply), during promote, after promote (only
+// stage, after apply (for a kind with one), during promote, after promote (only
 // where promote and the rollout wait are two activities, with a Vault
 // record), during the rollout wait, during verify, in grace and during
 // retire. Gates on the worker's way to the API server make each
 // kill land where it says; the consumer is paused once preflight passed,
 // so that the rollout wait lasts until the test resumes it.
-func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g *crashGates, workflowType string, withApply bool) workflows.Status {
+func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g *crashGates, workflowType string, steps backendSteps) workflows.Status {
 	t.Helper()
 	c := &chaosRun{t: t, tg: tg, ws: ws, id: workflows.WorkflowID(tg.name), gates: g.all()}
 	ctx, cancel := ws.guard(ctx)
@@ -123,8 +123,8 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 	})
 	c.must(err)
 	c.kill(ctx, "after stage")
-	if withApply {
-		_, err = waitEvent(ctx, devstack.temporal, c.id, "apply", activityCompleted("ApplyPassword"))
+	if steps.apply != "" {
+		_, err = waitEvent(ctx, devstack.temporal, c.id, "apply", activityCompleted(steps.apply))
 		c.must(err)
 		c.must(g.patch.waitHeld(ctx, ws.current.proxy.id))
 		c.kill(ctx, "after apply")
@@ -161,7 +161,7 @@ func crashRotation(t *testing.T, ctx context.Context, tg *target, ws *workers, g
 		g.db.arm()
 		tg.setPaused(ctx, false)
 		c.must(g.db.waitHeld(ctx))
-		c.must(waitRunning(ctx, devstack.temporal, c.id, "VerifyLogin", ws.current.identity(), false))
+		c.must(waitRunning(ctx, devstack.temporal, c.id, steps.verify, ws.current.identity(), false))
 		c.kill(ctx, "during verify")
 		g.db.disarm()
 	} else {
@@ -263,8 +263,13 @@ func (c *chaosRun) report(ctx context.Context) {
 		mean.Round(100*time.Millisecond), worst.Round(100*time.Millisecond))
 }
 
-// crashGates are the holds the kill points use; db is the PostgreSQL
-// proxy of a postgres target, nil for other kinds.
+// backendSteps names the activities of a kind's backing system that the
+// kill points wait for: its apply and its login check; zero for a kind
+// without one.
+type backendSteps struct{ apply, verify string }
+
+// crashGates are the holds the kill points use; db is the proxy of the
+// target's backing system (PostgreSQL, Redis), nil for other kinds.
 type crashGates struct {
 	stage, patch, promote, verify, retire *gate
 	db                                    *dbProxy
@@ -299,7 +304,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		ws := newWorkers(t, tg.catalog, tg.taskQueue, true, g.all())
 		rolls := tg.replicaSets(ctx)
 
-		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateJWTSecret, false)
+		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateJWTSecret, backendSteps{})
 		tg.assertOneLiveVersion(ctx, st.New.Name, rolls)
 		live, ok := tg.secretData(ctx, st.New.Name)
 		if !ok || len(live["secret"]) == 0 || string(live["secret"]) == key0 {
@@ -336,7 +341,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		ws := newWorkers(t, tg.catalog, tg.taskQueue, true, g.all())
 		rolls := tg.replicaSets(ctx)
 
-		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateDatabasePassword, true)
+		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateDatabasePassword, backendSteps{apply: "ApplyPassword", verify: "VerifyLogin"})
 		tg.assertOneLiveVersion(ctx, st.New.Name, rolls)
 		user, pw1 := credentials(t, ctx, tg, st.New.Name)
 		if user != role || pw1 == pw0 {
@@ -386,7 +391,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 		}
 		rolls := tg.replicaSets(ctx)
 
-		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateDatabasePassword, true)
+		st := crashRotation(t, ctx, tg, ws, g, workflows.TypeRotateDatabasePassword, backendSteps{apply: "ApplyPassword", verify: "VerifyLogin"})
 		tg.assertOneLiveVersion(ctx, st.New.Name, rolls)
 		userB, pwB := credentials(t, ctx, tg, st.New.Name)
 		if userB != users[1] {

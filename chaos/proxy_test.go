@@ -223,8 +223,9 @@ func secretDelete(ns, name string) func(*http.Request) bool {
 	}
 }
 
-// dbProxy is the workers' way to PostgreSQL: a TCP proxy the catalog names
-// as the target's host and port. While armed it holds new connections.
+// dbProxy is the workers' way to a backing system (PostgreSQL, Redis): a
+// TCP proxy the catalog names as the target's server. While armed it holds
+// new connections.
 type dbProxy struct {
 	ln       net.Listener
 	upstream string
