@@ -258,16 +258,11 @@ func reachable(dir string, u *pgRunAs) error {
 // first time. The file holds exactly the password (no newline), mode 0600,
 // owned by the server's user, who reads the superuser's with initdb.
 func ensurePasswordFile(path string, u *pgRunAs) (string, error) {
-	if data, err := os.ReadFile(path); err == nil && len(data) > 0 {
-		return string(data), u.chown(path)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("postgres: %w", err)
+	pw, err := ensureSecretFile(path)
+	if err == nil {
+		err = u.chown(path)
 	}
-	pw, err := newPassword()
 	if err != nil {
-		return "", err
-	}
-	if _, err := writeOwnedIfChanged(path, []byte(pw), u); err != nil {
 		return "", fmt.Errorf("postgres: %w", err)
 	}
 	return pw, nil

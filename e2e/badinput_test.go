@@ -139,12 +139,8 @@ func TestBadInputOutsideGrace(t *testing.T) {
 // status reads the rotation's status query.
 func (f *fixture) status(ctx context.Context) workflows.Status {
 	f.t.Helper()
-	v, err := devstack.temporal.QueryWorkflow(ctx, workflows.WorkflowID(f.target), "", workflows.QueryStatus)
+	st, err := queryStatus(ctx, workflows.WorkflowID(f.target))
 	if err != nil {
-		f.t.Fatal(err)
-	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
 		f.t.Fatal(err)
 	}
 	return st

@@ -245,12 +245,8 @@ func atStep(id string, step workflows.Step) func() bool {
 	return func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		v, err := devstack.temporal.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
-		if err != nil {
-			return false
-		}
-		var st workflows.Status
-		return v.Get(&st) == nil && st.Step == step
+		st, err := queryStatus(ctx, id)
+		return err == nil && st.Step == step
 	}
 }
 

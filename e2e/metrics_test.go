@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -307,12 +306,8 @@ func sample(m map[string]*dto.MetricFamily, name string, labels map[string]strin
 // status reads the rotation's status through the status query.
 func status(t *testing.T, ctx context.Context, f *fixture) workflows.Status {
 	t.Helper()
-	v, err := devstack.temporal.QueryWorkflow(ctx, workflows.WorkflowID(f.target), "", workflows.QueryStatus)
+	st, err := queryStatus(ctx, workflows.WorkflowID(f.target))
 	if err != nil {
-		t.Fatal(fmt.Errorf("query %s: %w", workflows.WorkflowID(f.target), err))
-	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
 		t.Fatal(err)
 	}
 	return st

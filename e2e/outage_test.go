@@ -76,16 +76,22 @@ func failedWith(t *testing.T, ctx context.Context, id string) *temporal.Applicat
 	return app
 }
 
+// queryStatus reads a rotation's status through the status query.
+func queryStatus(ctx context.Context, id string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := devstack.temporal.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		return st, fmt.Errorf("query %s: %w", id, err)
+	}
+	return st, v.Get(&st)
+}
+
 // lastStatus says where a rotation that did not end in time stands.
 func lastStatus(id string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := devstack.temporal.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	st, err := queryStatus(ctx, id)
 	if err != nil {
-		return fmt.Sprintf("status query: %v", err)
-	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
 		return fmt.Sprintf("status query: %v", err)
 	}
 	return fmt.Sprintf("it stands at step %s (since %s), error %q, left %q", st.Step, st.StepStartedAt.Format(time.RFC3339), st.Error, st.Left)

@@ -132,9 +132,10 @@ func (f *fixture) waitStatus(ctx context.Context, what string, ok func(workflows
 	f.t.Helper()
 	var st workflows.Status
 	for {
-		v, err := devstack.temporal.QueryWorkflow(ctx, workflows.WorkflowID(f.target), "", workflows.QueryStatus)
-		if err == nil && v.Get(&st) == nil && ok(st) {
-			return st
+		if got, err := queryStatus(ctx, workflows.WorkflowID(f.target)); err == nil {
+			if st = got; ok(st) {
+				return st
+			}
 		}
 		if slices.Contains([]workflows.Step{workflows.StepDone, workflows.StepRolledBack, workflows.StepFailed}, st.Step) {
 			f.t.Fatalf("waiting for %s: the rotation ended in step %s: %s", what, st.Step, st.Error)

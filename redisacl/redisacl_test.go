@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // server runs a real redis-server of the test's own, with an admin user,
@@ -76,6 +78,17 @@ func startServer(t *testing.T) server {
 	}
 }
 
+// connectAs logs in as user for the rest of the test.
+func connectAs(t *testing.T, ctx context.Context, srv Server, user, password string) *redis.Client {
+	t.Helper()
+	c, err := Connect(ctx, srv, Credentials{Username: user, Password: password}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // recorder is a TCP proxy that keeps every byte its clients send.
 type recorder struct {
 	addr string
@@ -128,11 +141,7 @@ func TestRotateOneUser(t *testing.T) {
 	defer cancel()
 	rec := record(t, s.addr)
 	srv, proxied := Server{Addr: s.addr}, Server{Addr: rec.addr}
-	admin, err := Connect(ctx, proxied, Credentials{Username: "admin", Password: s.adminPW}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := connectAs(t, ctx, proxied, "admin", s.adminPW)
 	old, next := Credentials{"app", s.appPW}, Credentials{"app", "app-pw-1-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 
 	if err := AddPassword(ctx, admin, "app", next.Password); err != nil {
@@ -187,23 +196,15 @@ func TestRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv := Server{Addr: s.addr}
-	admin, err := Connect(ctx, srv, Credentials{Username: "admin", Password: s.adminPW}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := connectAs(t, ctx, srv, "admin", s.adminPW)
 	if err := AddPassword(ctx, admin, "nobody", "x"); !errors.Is(err, ErrNoSuchUser) {
 		t.Errorf("a user the server lacks: %v, want ErrNoSuchUser", err)
 	}
 	if _, err := Connect(ctx, srv, Credentials{Username: "admin", Password: "wrong"}, nil); !IsAuthFailure(err) {
 		t.Errorf("a wrong admin password: %v, want an auth failure", err)
 	}
-	low, err := Connect(ctx, srv, Credentials{Username: "low", Password: s.low}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer low.Close()
-	err = AddPassword(ctx, low, "app", "x")
+	low := connectAs(t, ctx, srv, "low", s.low)
+	err := AddPassword(ctx, low, "app", "x")
 	if !IsPermissionDenied(err) {
 		t.Errorf("an admin without ACL rights: %v, want NOPERM", err)
 	}
@@ -232,11 +233,7 @@ func TestPersistAndRights(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv := Server{Addr: s.addr}
-	admin, err := Connect(ctx, srv, Credentials{Username: "admin", Password: s.adminPW}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := connectAs(t, ctx, srv, "admin", s.adminPW)
 	if err := Persist(ctx, admin, PersistACLSave); !errors.Is(err, ErrNotPersisted) {
 		t.Errorf("ACL SAVE without an aclfile: %v, want ErrNotPersisted", err)
 	}
@@ -260,11 +257,7 @@ func TestPersistAndRights(t *testing.T) {
 	if err := CanManage(ctx, admin, "admin", "app"); err != nil {
 		t.Errorf("the admin user: %v", err)
 	}
-	low, err := Connect(ctx, srv, Credentials{Username: "low", Password: s.low}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer low.Close()
+	low := connectAs(t, ctx, srv, "low", s.low)
 	if err := CanManage(ctx, admin, "low", "app"); err == nil || !strings.Contains(err.Error(), "low may not run ACL SETUSER") {
 		t.Errorf("a user without ACL rights: %v", err)
 	}
