@@ -64,3 +64,14 @@ func loginOf(s *corev1.Secret, userKey, passKey string) (login, error) {
 	}
 	return l, nil
 }
+
+// currentVersions lists the target's versions labelled current, which the
+// consumers use: a step that takes a login away checks it is not theirs.
+func currentVersions(ctx context.Context, kube kubernetes.Interface, t catalog.Target) ([]corev1.Secret, error) {
+	list, err := kube.CoreV1().Secrets(t.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelTarget + "=" + t.Name + "," + LabelStage + "=" + StageCurrent})
+	if err != nil {
+		return nil, classify(fmt.Errorf("list the current version of %s: %w", t.Name, err))
+	}
+	return list.Items, nil
+}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"rotator/catalog"
@@ -272,12 +271,11 @@ func (p *Postgres) LockPreviousUser(ctx context.Context, in DatabaseInput) error
 // previous one comes from the input, and locking the one the consumers
 // run on would be an outage.
 func (p *Postgres) lock(ctx context.Context, t catalog.Target, role, done string) error {
-	current, err := p.Kube.CoreV1().Secrets(t.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: LabelTarget + "=" + t.Name + "," + LabelStage + "=" + StageCurrent})
+	current, err := currentVersions(ctx, p.Kube, t)
 	if err != nil {
-		return classify(fmt.Errorf("list the current version of %s: %w", t.Name, err))
+		return err
 	}
-	for _, s := range current.Items {
+	for _, s := range current {
 		if string(s.Data[postgres.UsernameKey]) == role {
 			return badInput("target %s: role %s is the login of the current version %s, which the consumers use: refused to lock it, nothing was changed",
 				t.Name, role, s.Name)

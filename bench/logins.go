@@ -19,10 +19,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 
 	"rotator/activities"
 	"rotator/catalog"
+	"rotator/internal/loginprobe"
 	"rotator/postgres"
 	"rotator/workflows"
 )
@@ -35,23 +35,45 @@ type loginRun struct {
 	wall time.Duration
 }
 
-// loginProcedure is a way to change a database password: the runbook's or
-// one of rotator's strategies.
+// loginProcedure is a way to change a password of a backing system: the
+// runbook's or one of rotator's strategies, on one backend.
 type loginProcedure struct {
-	name string
-	run  func(ctx context.Context, s *dbScenario) error
+	name    string
+	backend loginBackend
+	run     func(ctx context.Context, s *dbScenario) error
+}
+
+// loginBackend is the system the consumer logs in to: prepare creates its
+// user and says what the first Secret and the target hold; login is one
+// new connection with a Secret's data.
+type loginBackend struct {
+	prepare func(ctx context.Context, s *dbScenario) (loginSetup, error)
+	login   loginprobe.Login
+}
+
+// loginSetup is what a backend's prepare gives the scenario.
+type loginSetup struct {
+	// first is the data of the Secret's first version.
+	first map[string]string
+	// extra are further Secrets of the namespace (an admin login).
+	extra []*corev1.Secret
+	// targetYAML is the target's kind and section.
+	targetYAML string
+	// starterSetup, when set, are the starter's arguments that prepare
+	// the target once the worker runs.
+	starterSetup []string
 }
 
 var server = postgres.Server{Host: "127.0.0.1", Port: 5432, Database: "postgres", SSLMode: "disable"}
 
-// benchLogins rotates a 3-replica consumer's database password while a
-// client opens a new connection every 10 ms with the credentials of the
-// Secret a running pod references, as the consumer's pods would.
+// benchLogins rotates a 3-replica consumer's password while a client opens
+// a new connection every 10 ms with the credentials of the Secret a
+// running pod references, as the consumer's pods would.
 func (e *env) benchLogins(ctx context.Context, runs int) (map[string][]loginRun, error) {
 	procs := []loginProcedure{
-		{"runbook (psql ALTER USER, -new Secret, patch, rollout restart)", runbookProcedure},
-		{"rotator single-user", rotatorProcedure},
-		{"rotator alternating-users", rotatorProcedure},
+		{"runbook (psql ALTER USER, -new Secret, patch, rollout restart)", postgresBackend(false), runbookProcedure},
+		{"rotator single-user", postgresBackend(false), rotatorProcedure},
+		{"rotator alternating-users", postgresBackend(true), rotatorProcedure},
 	}
 	results := map[string][]loginRun{}
 	for i := range runs {
@@ -68,7 +90,7 @@ func (e *env) benchLogins(ctx context.Context, runs int) (map[string][]loginRun,
 }
 
 func (e *env) loginRun(ctx context.Context, p loginProcedure) (loginRun, error) {
-	s, err := e.newDBScenario(ctx, strings.HasPrefix(p.name, "rotator alternating"))
+	s, err := e.newDBScenario(ctx, p.backend)
 	if err != nil {
 		return loginRun{}, err
 	}
@@ -76,7 +98,10 @@ func (e *env) loginRun(ctx context.Context, p loginProcedure) (loginRun, error) 
 	cctx, stop := context.WithCancel(ctx)
 	var r loginRun
 	var wg sync.WaitGroup
-	wg.Go(func() { r.attempts, r.failures = s.loginLoad(cctx) })
+	wg.Go(func() {
+		res := loginprobe.Run(cctx, s.e.kube, s.ns, labels.Set{"app": "app"}, 10*time.Millisecond, p.backend.login)
+		r.attempts, r.failures = res.Attempts, res.Failures
+	})
 	start := time.Now()
 	err = p.run(ctx, s)
 	r.wall = time.Since(start)
@@ -87,15 +112,16 @@ func (e *env) loginRun(ctx context.Context, p loginProcedure) (loginRun, error) 
 	return r, err
 }
 
-// dbScenario is a namespace with a role, its Secret and a consumer.
+// dbScenario is a namespace with a user of a backing system, its Secret
+// and a consumer.
 type dbScenario struct {
 	e                   *env
-	ns, role, secret    string
+	ns, user, secret    string
 	catalogPath, target string
 	taskQueue           string
-	su                  *pgx.Conn
-	roles               []string
-	worker              worker.Worker
+	// cleanups undo what prepare made outside the namespace, last first.
+	cleanups []func(context.Context)
+	worker   worker.Worker
 }
 
 func suffix() string {
@@ -104,36 +130,18 @@ func suffix() string {
 	return hex.EncodeToString(b)
 }
 
-func (e *env) newDBScenario(ctx context.Context, alternating bool) (*dbScenario, error) {
+func (e *env) newDBScenario(ctx context.Context, b loginBackend) (*dbScenario, error) {
 	x := suffix()
-	s := &dbScenario{e: e, ns: "bench-" + x, role: "bench_" + x, secret: "app-db", target: "bench-" + x, taskQueue: "bench-" + x}
-	su, err := postgres.Connect(ctx, server, postgres.Credentials{Username: "postgres", Password: strings.TrimSpace(e.superPW)})
-	if err != nil {
-		return nil, err
-	}
-	s.su = su
-	pw, err := postgres.NewPassword()
-	if err != nil {
-		return s, err
-	}
-	if err := s.createRole(ctx, s.role, pw); err != nil {
-		return s, err
-	}
+	s := &dbScenario{e: e, ns: "bench-" + x, user: "bench_" + x, secret: "app-db", target: "bench-" + x, taskQueue: "bench-" + x}
 	k := e.kube
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}, metav1.CreateOptions{}); err != nil {
 		return s, err
 	}
-	secrets := []*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: s.secret}, StringData: map[string]string{"username": s.role, "password": pw}}}
-	pgConfig := fmt.Sprintf("      role: %s\n", s.role)
-	if alternating {
-		admin, err := k.CoreV1().Secrets("rotator").Get(ctx, "rotator-postgres-admin", metav1.GetOptions{})
-		if err != nil {
-			return s, err
-		}
-		secrets = append(secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pg-admin"}, Data: admin.Data})
-		pgConfig += fmt.Sprintf("      strategy: alternating-users\n      adminSecret: {namespace: %s, name: pg-admin}\n", s.ns)
-		s.roles = append(s.roles, s.role+"_a", s.role+"_b")
+	setup, err := b.prepare(ctx, s)
+	if err != nil {
+		return s, err
 	}
+	secrets := append([]*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: s.secret}, StringData: setup.first}}, setup.extra...)
 	for _, sec := range secrets {
 		if _, err := k.CoreV1().Secrets(s.ns).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 			return s, err
@@ -145,8 +153,7 @@ func (e *env) newDBScenario(ctx context.Context, alternating bool) (*dbScenario,
 	if err := e.kubectlRun(ctx, "-n", s.ns, "rollout", "status", "deployment/app", "--timeout=5m"); err != nil {
 		return s, err
 	}
-	cat := fmt.Sprintf("targets:\n  - name: %s\n    kind: postgres\n    namespace: %s\n    secret: %s\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n      sslMode: verify-full\n%s",
-		s.target, s.ns, s.secret, pgConfig)
+	cat := fmt.Sprintf("targets:\n  - name: %s\n    namespace: %s\n    secret: %s\n%s", s.target, s.ns, s.secret, setup.targetYAML)
 	dir, err := os.MkdirTemp("", "rotator-bench")
 	if err != nil {
 		return s, err
@@ -165,24 +172,70 @@ func (e *env) newDBScenario(ctx context.Context, alternating bool) (*dbScenario,
 	if err := s.worker.Start(); err != nil {
 		return s, err
 	}
-	if alternating {
-		if _, err := s.starter(ctx, "postgres", "setup", s.target); err != nil {
+	if setup.starterSetup != nil {
+		if _, err := s.starter(ctx, setup.starterSetup...); err != nil {
 			return s, err
 		}
 	}
 	return s, nil
 }
 
-func (s *dbScenario) createRole(ctx context.Context, role, pw string) error {
-	s.roles = append(s.roles, role)
+// postgresBackend is a PostgreSQL role of its own, rotated single-user or,
+// with alternating, between two login roles.
+func postgresBackend(alternating bool) loginBackend {
+	return loginBackend{
+		prepare: func(ctx context.Context, s *dbScenario) (loginSetup, error) {
+			su, err := postgres.Connect(ctx, server, postgres.Credentials{Username: "postgres", Password: strings.TrimSpace(s.e.superPW)})
+			if err != nil {
+				return loginSetup{}, err
+			}
+			s.cleanups = append(s.cleanups, func(ctx context.Context) { su.Close(ctx) })
+			roles := []string{s.user}
+			if alternating {
+				roles = append(roles, s.user+"_a", s.user+"_b")
+			}
+			s.cleanups = append(s.cleanups, func(ctx context.Context) {
+				for i := len(roles) - 1; i >= 0; i-- {
+					_, _ = su.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{roles[i]}.Sanitize())
+				}
+			})
+			pw, err := postgres.NewPassword()
+			if err != nil {
+				return loginSetup{}, err
+			}
+			if err := createRole(ctx, su, s.user, pw); err != nil {
+				return loginSetup{}, err
+			}
+			setup := loginSetup{
+				first:      map[string]string{"username": s.user, "password": pw},
+				targetYAML: fmt.Sprintf("    kind: postgres\n    postgres:\n      host: 127.0.0.1\n      database: postgres\n      sslMode: verify-full\n      role: %s\n", s.user),
+			}
+			if alternating {
+				admin, err := s.e.kube.CoreV1().Secrets("rotator").Get(ctx, "rotator-postgres-admin", metav1.GetOptions{})
+				if err != nil {
+					return setup, err
+				}
+				setup.extra = []*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "pg-admin"}, Data: admin.Data}}
+				setup.targetYAML += fmt.Sprintf("      strategy: alternating-users\n      adminSecret: {namespace: %s, name: pg-admin}\n", s.ns)
+				setup.starterSetup = []string{"postgres", "setup", s.target}
+			}
+			return setup, nil
+		},
+		login: func(ctx context.Context, data map[string][]byte) error {
+			return postgres.CanLogin(ctx, server, postgres.Credentials{Username: string(data["username"]), Password: string(data["password"])})
+		},
+	}
+}
+
+func createRole(ctx context.Context, su *pgx.Conn, role, pw string) error {
 	v, err := postgres.Verifier(pw)
 	if err != nil {
 		return err
 	}
-	if _, err := s.su.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+	if _, err := su.Exec(ctx, "CREATE ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
 		return err
 	}
-	return postgres.SetPassword(ctx, s.su, role, v, true)
+	return postgres.SetPassword(ctx, su, role, v, true)
 }
 
 func (s *dbScenario) close() {
@@ -191,11 +244,8 @@ func (s *dbScenario) close() {
 		s.worker.Stop()
 	}
 	_ = s.e.kube.CoreV1().Namespaces().Delete(ctx, s.ns, metav1.DeleteOptions{})
-	if s.su != nil {
-		for i := len(s.roles) - 1; i >= 0; i-- {
-			_, _ = s.su.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{s.roles[i]}.Sanitize())
-		}
-		s.su.Close(ctx)
+	for i := len(s.cleanups) - 1; i >= 0; i-- {
+		s.cleanups[i](ctx)
 	}
 	if s.catalogPath != "" {
 		os.RemoveAll(filepath.Dir(s.catalogPath))
@@ -228,62 +278,6 @@ func consumer(secret string) *appsv1.Deployment {
 	}
 }
 
-// loginLoad opens a new connection every 10 ms, round robin over the
-// running pods, with the credentials in the Secret that pod references,
-// until ctx ends. A Secret that is gone counts as a failed login too.
-func (s *dbScenario) loginLoad(ctx context.Context) (attempts, failures int) {
-	f := informers.NewSharedInformerFactoryWithOptions(s.e.kube, 0, informers.WithNamespace(s.ns))
-	pods, secrets := f.Core().V1().Pods().Lister(), f.Core().V1().Secrets().Lister()
-	f.Start(ctx.Done())
-	f.WaitForCacheSync(ctx.Done())
-	defer f.Shutdown()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			return attempts, failures
-		case <-tick.C:
-		}
-		list, err := pods.List(labels.SelectorFromSet(labels.Set{"app": "app"}))
-		if err != nil {
-			continue
-		}
-		var running []*corev1.Pod
-		for _, p := range list {
-			if p.Status.Phase == corev1.PodRunning {
-				running = append(running, p)
-			}
-		}
-		if len(running) == 0 {
-			continue
-		}
-		pod := running[i%len(running)]
-		attempts++
-		name := secretOf(pod)
-		sec, err := secrets.Secrets(s.ns).Get(name)
-		if err != nil {
-			failures++
-			continue
-		}
-		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err = postgres.CanLogin(lctx, server, postgres.Credentials{Username: string(sec.Data["username"]), Password: string(sec.Data["password"])})
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			failures++
-		}
-	}
-}
-
-func secretOf(p *corev1.Pod) string {
-	for _, e := range p.Spec.Containers[0].Env {
-		if e.Name == "DB_PASSWORD" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-			return e.ValueFrom.SecretKeyRef.Name
-		}
-	}
-	return ""
-}
-
 // runbookProcedure is the runbook's "Rotate Database Password", as written:
 // ALTER USER with the password in clear text, a "-new" Secret, a patch and
 // a rollout restart.
@@ -295,14 +289,14 @@ func runbookProcedure(ctx context.Context, s *dbScenario) error {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	newPW := base64.StdEncoding.EncodeToString(b) // openssl rand -base64 32
-	psql := exec.CommandContext(ctx, "psql", "-h", "127.0.0.1", "-U", s.role, "-d", "postgres",
-		"-c", fmt.Sprintf("ALTER USER %s WITH PASSWORD '%s';", s.role, newPW))
+	psql := exec.CommandContext(ctx, "psql", "-h", "127.0.0.1", "-U", s.user, "-d", "postgres",
+		"-c", fmt.Sprintf("ALTER USER %s WITH PASSWORD '%s';", s.user, newPW))
 	psql.Env = append(os.Environ(), "PGPASSWORD="+string(old.Data["password"]))
 	if out, err := psql.CombinedOutput(); err != nil {
 		return fmt.Errorf("psql ALTER USER: %v: %s", err, out)
 	}
 	newName := s.secret + "-new"
-	if err := s.e.kubectlRun(ctx, "create", "secret", "generic", newName, "--from-literal=username="+s.role,
+	if err := s.e.kubectlRun(ctx, "create", "secret", "generic", newName, "--from-literal=username="+s.user,
 		"--from-literal=password="+newPW, "-n", s.ns); err != nil {
 		return err
 	}

@@ -190,8 +190,14 @@ var badInputs = []badInput{
 // TestBadInput: every bad catalog is refused with an error that names the
 // field and the fix, quotes no huge value, and yields no catalog.
 func TestBadInput(t *testing.T) {
+	runBadInputs(t, badInputs)
+}
+
+// runBadInputs checks each row as TestBadInput says; a kind's own rows sit
+// beside its tests.
+func runBadInputs(t *testing.T, rows []badInput) {
 	perCategory := map[string]int{}
-	for _, tc := range badInputs {
+	for _, tc := range rows {
 		perCategory[tc.category]++
 		t.Run(tc.category+"/"+tc.name, func(t *testing.T) {
 			c, err := catalog.Parse([]byte(tc.yaml))
@@ -210,7 +216,7 @@ func TestBadInput(t *testing.T) {
 			assertShortLines(t, msg)
 		})
 	}
-	t.Logf("%d bad catalogs: %v", len(badInputs), perCategory)
+	t.Logf("%d bad catalogs: %v", len(rows), perCategory)
 }
 
 // assertShortLines fails when an error line is long enough to quote a huge

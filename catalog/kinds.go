@@ -52,6 +52,9 @@ type kindSpec struct {
 	// after defaults; key checks belong here, each kind stores its
 	// material under keys of its own.
 	check func(*Target, failFunc)
+	// logins lists the logins whose passwords the target's rotations set,
+	// for the check that no two targets set one; nil for a kind without.
+	logins func(Target) []passwordRole
 }
 
 // failFunc records one validation error of a field; format and args

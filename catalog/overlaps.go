@@ -31,8 +31,8 @@ func (c *Catalog) checkOverlaps() []error {
 		for _, r := range t.passwordRoles() {
 			if j, dup := roles[r.key]; dup && j != i {
 				errs = append(errs, &FieldError{Target: id, Field: r.field, Detail: fmt.Sprintf(
-					"role %q on %s is also rotated by %s: two targets setting one role's password undo each other; rotate it from one target",
-					truncate(r.name), r.server, other(j))})
+					"%s %q on %s is also rotated by %s: two targets setting one %s's password undo each other; rotate it from one target",
+					r.noun, truncate(r.name), r.server, other(j), r.noun)})
 			} else if !dup {
 				roles[r.key] = i
 			}
@@ -59,31 +59,27 @@ func (c *Catalog) checkOverlaps() []error {
 	return errs
 }
 
-// passwordRole is a PostgreSQL role whose password a target sets.
+// passwordRole is a login of a backing system whose password a target
+// sets: a PostgreSQL role, a Redis user.
 type passwordRole struct {
 	key, name, server, field string
+	// noun is what the system calls it, for errors.
+	noun string
 }
 
-// passwordRoles are the roles whose password the target's rotations set:
-// the role itself (single-user) or the two login roles (alternating-users).
+// passwordRoles are the logins whose password the target's rotations set,
+// as its kind's spec lists them.
 func (t Target) passwordRoles() []passwordRole {
-	p := t.Postgres
-	if t.Kind != KindPostgres || p == nil || p.Host == "" {
+	s, ok := specOf(t.Kind)
+	if !ok || s.logins == nil || (s.has != nil && !s.has(&t)) {
 		return nil
 	}
-	server := fmt.Sprintf("%s:%d", strings.ToLower(strings.TrimSuffix(p.Host, ".")), p.Port)
-	role := func(field, name string) passwordRole {
-		return passwordRole{key: server + "/" + name, name: name, server: server, field: field}
-	}
-	if p.Strategy == StrategyAlternating {
-		var out []passwordRole
-		for i, u := range p.Users {
-			out = append(out, role(fmt.Sprintf("postgres.users[%d]", i), u))
-		}
-		return out
-	}
-	if p.Role == "" {
-		return nil
-	}
-	return []passwordRole{role("postgres.role", p.Role)}
+	return s.logins(t)
+}
+
+// loginOn is the login name on server (host:port, compared without case
+// and a trailing dot), set by the target's field.
+func loginOn(noun, host string, port int, field, name string) passwordRole {
+	server := fmt.Sprintf("%s:%d", strings.ToLower(strings.TrimSuffix(host, ".")), port)
+	return passwordRole{key: noun + "@" + server + "/" + name, name: name, server: server, field: field, noun: noun}
 }

@@ -90,6 +90,7 @@ func postgresKind() kindSpec {
 		every:    90 * 24 * time.Hour,
 		defaults: postgresDefaults,
 		check:    postgresCheck,
+		logins:   postgresLogins,
 	}
 }
 
@@ -209,4 +210,25 @@ func checkPGName(fail failFunc, field, v, what string) {
 
 func isPGNameRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.$", r)
+}
+
+// postgresLogins are the roles whose password a postgres target sets: the
+// role itself (single-user) or the two login roles (alternating-users).
+func postgresLogins(t Target) []passwordRole {
+	p := t.Postgres
+	if p.Host == "" {
+		return nil
+	}
+	role := func(field, name string) passwordRole { return loginOn("role", p.Host, p.Port, field, name) }
+	if p.Strategy == StrategyAlternating {
+		var out []passwordRole
+		for i, u := range p.Users {
+			out = append(out, role(fmt.Sprintf("postgres.users[%d]", i), u))
+		}
+		return out
+	}
+	if p.Role == "" {
+		return nil
+	}
+	return []passwordRole{role("postgres.role", p.Role)}
 }

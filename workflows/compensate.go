@@ -165,6 +165,18 @@ func (r *rotation) moveBack(ctx workflow.Context) error {
 	return nil
 }
 
+// versions are the previous version and the new one, as a backing
+// system's steps name them; zero before preflight or stage set them.
+func (r *rotation) versions() (prev, next activities.SecretRef) {
+	if r.st.Old != nil {
+		prev = *r.st.Old
+	}
+	if r.st.New != nil {
+		next = *r.st.New
+	}
+	return prev, next
+}
+
 // stagedRef is the version this rotation staged. Staging may have created
 // the Secret and then failed, so the name is derived from the plan;
 // RetireSecret's StagedByRun keeps a Secret somebody else created.

@@ -21,14 +21,8 @@ var pg *activities.Postgres
 // login fails at any point.
 func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error) {
 	db := func(r *rotation) activities.DatabaseInput {
-		in := activities.DatabaseInput{Plan: r.plan}
-		if r.st.Old != nil {
-			in.Old = *r.st.Old
-		}
-		if r.st.New != nil {
-			in.New = *r.st.New
-		}
-		return in
+		prev, next := r.versions()
+		return activities.DatabaseInput{Plan: r.plan, Old: prev, New: next}
 	}
 	return run(ctx, in, kindSteps{
 		kind: catalog.KindPostgres,
