@@ -93,7 +93,7 @@ lint-docker:
 
 ## replay-record: rerun the e2e happy paths and store their histories for the replay test (existing files are kept)
 replay-record: devstack
-	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestPostgresAlternatingUsers|TestAPIKeysWithVault|TestCertificateScanRenewsShortLived|TestScheduleTriggerStartsTheRotationOrSkips|TestEveryReferenceCounts|TestSingleUserRollbackRestoresThePasswordFirst|TestDualKeyDropsThePreviousKeyAtRetire' ./e2e -record-histories=$(CURDIR)/workflows/testdata
+	source $(STATE)/env && go test -count=1 -run 'TestJWTRotationEndToEnd|TestPostgresSingleUser$$|TestPostgresAlternatingUsers|TestAPIKeysWithVault|TestCertificateScanRenewsShortLived|TestScheduleTriggerStartsTheRotationOrSkips|TestEveryReferenceCounts|TestSingleUserRollbackRestoresThePasswordFirst|TestDualKeyDropsThePreviousKeyAtRetire|TestRedisRotatesWithoutFailedLogins' ./e2e -record-histories=$(CURDIR)/workflows/testdata
 
 clean:
 	rm -rf bin

@@ -70,6 +70,8 @@ func kindMaterials(kind catalog.Kind) (kindMaterial, bool) {
 		return apiKeysMaterial(), true
 	case catalog.KindTLS:
 		return tlsMaterial(), true
+	case catalog.KindRedis:
+		return redisMaterial(), true
 	}
 	return kindMaterial{}, false
 }
@@ -99,4 +101,6 @@ type KindPlans struct {
 	APIKeys *APIKeysPlan `json:"apiKeys,omitempty"`
 	// TLS is what a tls target's new certificate must be.
 	TLS *TLSPlan `json:"tls,omitempty"`
+	// Redis is set for redis targets by PreflightRedis.
+	Redis *RedisPlan `json:"redis,omitempty"`
 }

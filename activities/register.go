@@ -38,6 +38,7 @@ func Register(r worker.ActivityRegistry, d Deps) {
 	}
 	r.RegisterActivity(&Kube{Client: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HeartbeatEvery: d.HeartbeatEvery, Fingerprints: d.Fingerprints, scans: newScanner()})
 	r.RegisterActivity(&Postgres{Kube: d.Kube, Catalog: d.Catalog})
+	r.RegisterActivity(&Redis{Kube: d.Kube, Catalog: d.Catalog})
 	r.RegisterActivity(&APIKeys{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault, HTTP: d.HTTP, Fingerprints: d.Fingerprints})
 	r.RegisterActivity(&Vault{Client: d.Vault, Catalog: d.Catalog})
 	r.RegisterActivity(&TLS{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault})

@@ -74,6 +74,7 @@ func (e *env) benchLogins(ctx context.Context, runs int) (map[string][]loginRun,
 		{"runbook (psql ALTER USER, -new Secret, patch, rollout restart)", postgresBackend(false), runbookProcedure},
 		{"rotator single-user", postgresBackend(false), rotatorProcedure},
 		{"rotator alternating-users", postgresBackend(true), rotatorProcedure},
+		{"rotator redis (one ACL user, two passwords)", redisBackend(), rotatorProcedure},
 	}
 	results := map[string][]loginRun{}
 	for i := range runs {

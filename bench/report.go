@@ -26,12 +26,12 @@ type report struct {
 func writeReport(path string, r report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (`go run ./bench`); do not edit by hand. Figures are the median of %d runs, with min–max.\n\n", r.runs)
-	fmt.Fprintf(&b, "- date: %s\n- machine: %s, %d cores, %s\n- stack: the devstack (kube-apiserver v1.34.4 on etcd v3.6.16 + kwok, PostgreSQL 15, Temporal server v1.32.1), all on this machine\n\n",
+	fmt.Fprintf(&b, "- date: %s\n- machine: %s, %d cores, %s\n- stack: the devstack (kube-apiserver v1.34.4 on etcd v3.6.16 + kwok, PostgreSQL 15, Redis 7, Temporal server v1.32.1), all on this machine\n\n",
 		r.date.UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), runtime.Version())
 
 	writeJWT(&b, r.jwt)
-	b.WriteString("## Failed logins during a database password rotation\n\n")
-	b.WriteString("A client opens a new PostgreSQL connection every 10 ms, round robin over the consumer's running pods " +
+	b.WriteString("## Failed logins during a password rotation\n\n")
+	b.WriteString("A client opens a new connection (PostgreSQL, or Redis over TLS for the redis row) every 10 ms, round robin over the consumer's running pods " +
 		"(3 replicas), with the credentials in the Secret that pod references, from the start of the procedure until one " +
 		"second after the new Secret is live in every pod. Wall time is until the rollout finished.\n\n")
 	b.WriteString("| procedure | failed logins | attempts | failed share | wall time to new Secret live |\n|---|---|---|---|---|\n")
@@ -53,10 +53,10 @@ func writeReport(path string, r report) error {
 		wall := collect(runs, func(x loginRun) float64 { return x.wall.Seconds() })
 		fmt.Fprintf(&b, "| %s | %s | %s | %s %% | %s s |\n", name, spread(fails, "%.0f"), spread(attempts, "%.0f"), spread(share, "%.1f"), spread(wall, "%.1f"))
 	}
-	b.WriteString("\nTarget: alternating-users = 0 failed logins. single-user fails, like the runbook, for new connections " +
+	b.WriteString("\nTarget: alternating-users and redis = 0 failed logins (a Redis ACL user holds the old and the new password until retire). single-user fails, like the runbook, for new connections " +
 		"from pods that still hold the old Secret between the ALTER ROLE and the end of the rollout. kwok makes pods ready at " +
 		"once, so rollouts here take about a second; on a real cluster the window, and with it the failed logins of single-user " +
-		"and the runbook, grows with the rollout time, while alternating-users stays at 0 because both passwords work " +
+		"and the runbook, grows with the rollout time, while alternating-users and redis stay at 0 because both passwords work " +
 		"throughout. The runbook also does two rollouts (patch, then rollout restart) where rotator does one.\n")
 	if len(r.scale) > 0 {
 		b.WriteString("\n## Scale: N concurrent JWT rotations on one worker\n\n")

@@ -20,6 +20,8 @@ type Sections struct {
 	APIKeys *APIKeys `json:"apiKeys,omitempty"`
 	// TLS configures the tls kind.
 	TLS *TLS `json:"tls,omitempty"`
+	// Redis configures the redis kind.
+	Redis *Redis `json:"redis,omitempty"`
 }
 
 // kindSpecs is the registry: every kind this worker rotates, in the order
@@ -27,7 +29,7 @@ type Sections struct {
 // catalog never promises a rotation that cannot run. Adding a kind means a
 // file of its own (see jwt.go), a field in Sections and a line here.
 func kindSpecs() []kindSpec {
-	return []kindSpec{jwtKind(), postgresKind(), apiKeysKind(), tlsKind()}
+	return []kindSpec{jwtKind(), postgresKind(), apiKeysKind(), tlsKind(), redisKind()}
 }
 
 // kindSpec is what validation needs to know of a kind; the rest of its

@@ -255,6 +255,9 @@ func startDBProxy(upstream string) (*dbProxy, error) {
 
 func (p *dbProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
+// addr is host:port of the proxy, on 127.0.0.1.
+func (p *dbProxy) addr() string { return p.ln.Addr().String() }
+
 func (p *dbProxy) close() { p.ln.Close() }
 
 func (p *dbProxy) addHeld(n int) {

@@ -84,16 +84,23 @@ func Persist(ctx context.Context, admin *redis.Client, mode string) error {
 	return fmt.Errorf("%s: %w: %w", mode, ErrNotPersisted, redact(err))
 }
 
+// ErrNotAllowed is an admin user the server's ACL does not let change a
+// user's passwords.
+var ErrNotAllowed = errors.New("the admin user may not change this user's passwords")
+
 // CanManage reports, as the server sees it (ACL DRYRUN), why the admin
 // user could not change user's passwords, or nil when it can.
 func CanManage(ctx context.Context, admin *redis.Client, adminUser, user string) error {
 	for _, cmd := range [][]any{{"ACL", "SETUSER", user}, {"ACL", "GETUSER", user}} {
 		reply, err := admin.Do(ctx, append([]any{"ACL", "DRYRUN", adminUser}, cmd...)...).Text()
+		if IsPermissionDenied(err) {
+			return fmt.Errorf("%w: %s may not run ACL DRYRUN (nor, then, ACL SETUSER): %w", ErrNotAllowed, adminUser, redact(err))
+		}
 		if err != nil {
 			return fmt.Errorf("ACL DRYRUN %s %s %s: %w", adminUser, cmd[0], cmd[1], redact(err))
 		}
 		if reply != "OK" {
-			return fmt.Errorf("%s may not run %s %s: %s", adminUser, cmd[0], cmd[1], reply)
+			return fmt.Errorf("%w: %s may not run %s %s: %s", ErrNotAllowed, adminUser, cmd[0], cmd[1], redact(errors.New(reply)))
 		}
 	}
 	return nil

@@ -125,6 +125,32 @@ func RemovePassword(ctx context.Context, admin *redis.Client, user, password str
 	return nil
 }
 
+// ErrNotAPassword is a password the user does not have.
+var ErrNotAPassword = errors.New("the password is not one of the user's")
+
+// KeepOnly leaves the user the one password, removing all others in one
+// command (ACL SETUSER <user> resetpass #<hex>), so that no moment passes
+// in which the user has none. It returns how many it removed; a password
+// the user does not have is refused: keeping only it would lock out every
+// consumer. Again, it changes nothing.
+func KeepOnly(ctx context.Context, admin *redis.Client, user, password string) (int, error) {
+	hashes, err := PasswordHashes(ctx, admin, user)
+	if err != nil {
+		return 0, err
+	}
+	keep := Hash(password)
+	switch {
+	case !slices.Contains(hashes, keep):
+		return 0, fmt.Errorf("keep only one password of %s: %w", user, ErrNotAPassword)
+	case len(hashes) == 1:
+		return 0, nil
+	}
+	if err := admin.ACLSetUser(ctx, user, "resetpass", "#"+keep).Err(); err != nil {
+		return 0, fmt.Errorf("ACL SETUSER %s: keep only one password: %w", user, redact(err))
+	}
+	return len(hashes) - 1, nil
+}
+
 // HasPassword reports whether the password is one of the user's.
 func HasPassword(ctx context.Context, admin *redis.Client, user, password string) (bool, error) {
 	hashes, err := PasswordHashes(ctx, admin, user)

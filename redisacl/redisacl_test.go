@@ -179,9 +179,30 @@ func TestRotateOneUser(t *testing.T) {
 		t.Errorf("RemovePassword twice: %v", err)
 	}
 
+	// Retire after a third password appeared: only the current one stays.
+	third := "app-pw-2-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := AddPassword(ctx, admin, "app", third); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := KeepOnly(ctx, admin, "app", next.Password); err != nil || n != 1 {
+		t.Errorf("KeepOnly removed %d, %v; want 1", n, err)
+	}
+	if n, err := KeepOnly(ctx, admin, "app", next.Password); err != nil || n != 0 {
+		t.Errorf("KeepOnly again removed %d, %v; want 0", n, err)
+	}
+	if _, err := KeepOnly(ctx, admin, "app", third); !errors.Is(err, ErrNotAPassword) {
+		t.Errorf("KeepOnly of a password the user lacks: %v, want ErrNotAPassword", err)
+	}
+	if err := CanLogin(ctx, srv, Credentials{"app", third}, nil); !IsAuthFailure(err) {
+		t.Errorf("the third password after KeepOnly: %v, want WRONGPASS", err)
+	}
+	if err := CanLogin(ctx, srv, next, nil); err != nil {
+		t.Errorf("the kept password: %v", err)
+	}
+
 	// The admin connection carried the hashes, never a password.
 	sent := rec.bytes()
-	for _, pw := range []string{old.Password, next.Password} {
+	for _, pw := range []string{old.Password, next.Password, third} {
 		if bytes.Contains(sent, []byte(pw)) {
 			t.Errorf("a password went to the server in clear")
 		}
@@ -258,8 +279,11 @@ func TestPersistAndRights(t *testing.T) {
 		t.Errorf("the admin user: %v", err)
 	}
 	low := connectAs(t, ctx, srv, "low", s.low)
-	if err := CanManage(ctx, admin, "low", "app"); err == nil || !strings.Contains(err.Error(), "low may not run ACL SETUSER") {
+	if err := CanManage(ctx, admin, "low", "app"); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "low may not run ACL SETUSER") {
 		t.Errorf("a user without ACL rights: %v", err)
+	}
+	if err := CanManage(ctx, low, "low", "app"); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "low may not run ACL DRYRUN") {
+		t.Errorf("ACL DRYRUN as a user without ACL rights: %v", err)
 	}
 	if err := Persist(ctx, low, PersistConfigRewrite); !IsPermissionDenied(err) {
 		t.Errorf("CONFIG REWRITE as low: %v, want NOPERM", err)

@@ -13,6 +13,7 @@ const (
 	TypeRotateDatabasePassword = "RotateDatabasePassword"
 	TypeRotateAPIKeys          = "RotateAPIKeys"
 	TypeRenewTLSCertificate    = "RenewTLSCertificate"
+	TypeRotateRedisPassword    = "RotateRedisPassword"
 	TypeCertificateScan        = "CertificateScan"
 )
 
@@ -28,6 +29,7 @@ var kindWorkflows = []struct {
 	{catalog.KindPostgres, TypeRotateDatabasePassword, RotateDatabasePassword},
 	{catalog.KindAPIKeys, TypeRotateAPIKeys, RotateAPIKeys},
 	{catalog.KindTLS, TypeRenewTLSCertificate, RenewTLSCertificate},
+	{catalog.KindRedis, TypeRotateRedisPassword, RotateRedisPassword},
 }
 
 // TypeFor returns the workflow type that rotates targets of the kind.
