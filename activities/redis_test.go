@@ -126,7 +126,9 @@ func TestRedisStepsRefuseForgedInputs(t *testing.T) {
 // the server is reached.
 func TestRedisRemoveNeverTakesTheCurrentPassword(t *testing.T) {
 	c := redisTrustCatalog(t)
-	labels := func(stage string) map[string]string { return map[string]string{LabelTarget: "cache", LabelStage: stage} }
+	labels := func(stage string) map[string]string {
+		return map[string]string{LabelTarget: "cache", LabelStage: stage}
+	}
 	current := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cache-3", Namespace: testNS, Labels: labels(StageCurrent)},
 		Data: map[string][]byte{"username": []byte("app"), "password": []byte("pw-3")}}
 	copyOf := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cache-4", Namespace: testNS, Labels: labels(StagePending)},

@@ -294,7 +294,7 @@ func TestApplyToDevstack(t *testing.T) {
 		for _, v := range []string{"get", "list", "patch"} {
 			checks = append(checks, check{ns: target, verb: v, group: "networking.k8s.io", resource: "ingresses"})
 		}
-		for _, name := range []string{"rotator-postgres-admin", "openai-admin", "anthropic-admin"} {
+		for _, name := range []string{"rotator-postgres-admin", "rotator-redis-admin", "openai-admin", "anthropic-admin"} {
 			checks = append(checks, check{ns: worker, verb: "get", resource: "secrets", name: name})
 		}
 		for _, c := range checks {

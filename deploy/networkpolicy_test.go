@@ -225,6 +225,10 @@ func workerDestinations(t *testing.T, d *appsv1.Deployment, c *catalog.Catalog) 
 		if pg := tg.Postgres; pg != nil {
 			out = append(out, destination(t, "target "+tg.Name+" postgres.host", pg.Host, pg.Port))
 		}
+		if r := tg.Redis; r != nil {
+			h, p := hostPort(t, "target "+tg.Name+" redis.address", r.Address)
+			out = append(out, destination(t, "target "+tg.Name+" redis.address", h, p))
+		}
 		if a := tg.APIKeys; a != nil {
 			for _, pr := range a.Providers {
 				h, p := urlHostPort(t, "target "+tg.Name+" provider "+pr.Name, pr.BaseURL)

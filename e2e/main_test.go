@@ -138,7 +138,7 @@ func setup() (*stack, func(), error) {
 		return nil, nil, err
 	}
 	bin := filepath.Join(dir, "starter")
-	build := exec.Command("go", "build", "-o", bin, "rotator/starter")
+	build := goBuild(context.Background(), bin, "rotator/starter")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return nil, nil, fmt.Errorf("build starter: %w", err)
@@ -168,4 +168,13 @@ func (s *stack) runStarterIn(ctx context.Context, stdin, catalogPath, taskQueue 
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// goBuild builds a binary of rotator into out from the repository's root
+// module, the one the image builds from: e2e is a module of its own, which
+// needs none of the binaries' dependencies.
+func goBuild(ctx context.Context, out, pkg string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = ".."
+	return cmd
 }

@@ -125,7 +125,7 @@ type workerProcess struct {
 func buildWorker(t *testing.T, ctx context.Context) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "worker")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "rotator/worker").CombinedOutput(); err != nil {
+	if out, err := goBuild(ctx, bin, "rotator/worker").CombinedOutput(); err != nil {
 		t.Fatalf("build worker: %v\n%s", err, out)
 	}
 	return bin

@@ -145,8 +145,8 @@ var ranElsewhere = []elsewhere{
 		"deploy/deploy_test.go", []string{`"kustomize", "deploy/base"`, `"apply", "--server-side"`}},
 	{"deploy/vault/setup.sh", "make test-e2e (deploy/deploy_test.go) against the devstack's Vault", "deploy/deploy_test.go", []string{`"sh", "deploy/vault/setup.sh"`}},
 	{"deploy/compose/mkenv > .env", "make lint-docker (deploy/compose_test.go)", "deploy/compose_test.go", []string{`"deploy/compose/mkenv"`}},
-	{"go test -count=1 -run TestWebUIApprovesRotation ./e2e", "make test-e2e (go test ./e2e/...), which runs TestWebUIApprovesRotation", "e2e/ui_test.go", []string{"func TestWebUIApprovesRotation("}},
-	{"go test -count=1 -run TestWebUIApprovesRotation ./e2e -ui-screenshots=docs/ui", "make test-e2e runs TestWebUIApprovesRotation; -ui-screenshots only saves the screenshots it takes",
+	{"(cd e2e && go test -count=1 -run TestWebUIApprovesRotation .)", "make test-e2e (cd e2e && go test ./...), which runs TestWebUIApprovesRotation", "e2e/ui_test.go", []string{"func TestWebUIApprovesRotation("}},
+	{"(cd e2e && go test -count=1 -run TestWebUIApprovesRotation . -ui-screenshots=docs/ui)", "make test-e2e runs TestWebUIApprovesRotation; -ui-screenshots only saves the screenshots it takes",
 		"e2e/ui_test.go", []string{"func TestWebUIApprovesRotation(", `flag.String("ui-screenshots"`}},
 }
 
@@ -394,7 +394,7 @@ func newReadmeSandbox(t *testing.T, ctx context.Context, root string) *readmeSan
 	if err := os.Symlink(devstack.starter, filepath.Join(s.dir, "bin", "starter")); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(s.dir, "bin", "worker"), "rotator/worker")
+	build := goBuild(ctx, filepath.Join(s.dir, "bin", "worker"), "rotator/worker")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build worker: %v\n%s", err, out)
 	}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh runs the demo on a devstack that is already up (make demo brings it
 # up first): it (re)starts the worker and the local OpenAI/Anthropic
-# stand-ins in the background, gives the sample orchestrator its API keys and
-# TLS certificate (demo-only data, so devstack itself stays generic), applies
-# the catalog's schedules and rotates one target of each kind (jwt, postgres,
-# apikeys, tls) into its grace period.
+# stand-ins in the background, gives the sample orchestrator its API keys, TLS
+# certificate and Redis user (demo-only data, so devstack itself stays
+# generic), applies the catalog's schedules and rotates one target of each kind
+# (jwt, postgres, redis, apikeys, tls) into its grace period.
 #   scripts/demo.sh        start the processes, start or show the rotations
 #   scripts/demo.sh down   stop the worker and the stand-ins
 # No secret value is printed: keys go from files (0600, under $STATE) to
@@ -76,7 +76,14 @@ secret_from_env_file() {
 	fi
 }
 
-step "sample data: API keys and a TLS certificate for the orchestrator"
+# redis_admin ARGS...: redis-cli as the devstack's Redis admin, over TLS; the
+# password goes by the environment, not the command line.
+redis_admin() {
+	REDISCLI_AUTH=$(cat "$ROTATOR_REDIS_ADMIN_PASSWORD_FILE") redis-cli --tls --cacert "$PGSSLROOTCERT" \
+		-h "${ROTATOR_REDIS_ADDR%:*}" -p "${ROTATOR_REDIS_ADDR##*:}" --user rotator_admin --no-auth-warning "$@"
+}
+
+step "sample data: API keys, a TLS certificate and a Redis user for the orchestrator"
 # The admin keys let rotator revoke old keys through the providers' admin APIs.
 secret_from_env_file rotator openai-admin "$fp_dir/openai-admin"
 secret_from_env_file rotator anthropic-admin "$fp_dir/anthropic-admin"
@@ -85,6 +92,26 @@ if ! references orchestrator-api-keys; then
 	secret_from_env_file "$ns" orchestrator-api-keys "$fp_dir/current-keys"
 	patch+=('{"name":"OPENAI_API_KEY","valueFrom":{"secretKeyRef":{"name":"orchestrator-api-keys","key":"openai-api-key"}}}'
 		'{"name":"ANTHROPIC_API_KEY","valueFrom":{"secretKeyRef":{"name":"orchestrator-api-keys","key":"anthropic-api-key"}}}')
+fi
+# rotator's Redis admin login, and the ACL user the orchestrator's cache logs
+# in as, with a password set from its SHA-256 (ACL SAVE keeps it).
+if ! kc -n rotator get secret rotator-redis-admin >/dev/null 2>&1; then
+	kc -n rotator create secret generic rotator-redis-admin --from-literal=username=rotator_admin \
+		--from-file=password="$ROTATOR_REDIS_ADMIN_PASSWORD_FILE" | sed 's/^/  /'
+fi
+if ! references orchestrator-cache-secret; then
+	if ! kc -n "$ns" get secret orchestrator-cache-secret >/dev/null 2>&1; then
+		pw_file=$(umask 077 && mktemp "$STATE/redis-user.XXXXXX")
+		head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$pw_file"
+		redis_admin ACL SETUSER orchestrator reset on "#$(sha256sum <"$pw_file" | cut -d' ' -f1)" \
+			'~orchestrator:*' +@read +@write +@connection >/dev/null
+		redis_admin ACL SAVE >/dev/null
+		kc -n "$ns" create secret generic orchestrator-cache-secret --from-literal=username=orchestrator \
+			--from-file=password="$pw_file" | sed 's/^/  /'
+		rm -f "$pw_file"
+	fi
+	patch+=('{"name":"REDIS_USERNAME","valueFrom":{"secretKeyRef":{"name":"orchestrator-cache-secret","key":"username"}}}'
+		'{"name":"REDIS_PASSWORD","valueFrom":{"secretKeyRef":{"name":"orchestrator-cache-secret","key":"password"}}}')
 fi
 if ! references orchestrator-tls; then
 	if ! kc -n "$ns" get secret orchestrator-tls >/dev/null 2>&1; then
@@ -121,7 +148,7 @@ if [ ${#patch[@]} -gt 0 ] || [ -n "${tls_patch:-}" ]; then
 		"{\"spec\":{\"template\":{\"spec\":{${tls_patch:-}\"containers\":[{\"name\":\"orchestrator\",$container}]}}}}" | sed 's/^/  /'
 	kc -n "$ns" rollout status deploy/orchestrator --timeout=3m | tail -1 | sed 's/^/  /'
 else
-	echo "  the orchestrator already uses its API keys and certificate"
+	echo "  the orchestrator already uses its API keys, certificate and Redis user"
 fi
 
 step "schedules (one per target on its cadence, and the daily certificate scan)"
@@ -156,6 +183,10 @@ bin/starter postgres setup orchestrator-db
 rotate orchestrator-db
 into_grace orchestrator-db
 
+step "redis: orchestrator-cache (one ACL user, the new password beside the old)"
+rotate orchestrator-cache
+into_grace orchestrator-cache
+
 step "apikeys: orchestrator-llm"
 rotate orchestrator-llm
 # The step it is in (the status query answers once the worker has run the
@@ -186,14 +217,16 @@ http_port=${ROTATOR_HTTP_ADDRESS:-:8080}; http_port=${http_port##*:}
 q() { printf '%s?query=RotationTarget%%3D%%22%s%%22' "$ui" "$1"; }
 cat <<MSG
 
-All four rotations are in their grace period: the orchestrator Deployment runs on
-the new JWT Secret, logs in to PostgreSQL as the other role, uses the new API keys
-and serves the new certificate (so does its Ingress). The old Secrets, the old
-role's password and the old API keys stay valid until grace ends or you decide.
+All five rotations are in their grace period: the orchestrator Deployment runs on
+the new JWT Secret, logs in to PostgreSQL as the other role and to Redis with the
+new password, uses the new API keys and serves the new certificate (so does its
+Ingress). The old Secrets, the old role's and Redis password and the old API keys
+stay valid until grace ends or you decide.
 
   Temporal Web UI   $TEMPORAL_UI
     orchestrator-jwt   $(q orchestrator-jwt)
     orchestrator-db    $(q orchestrator-db)
+    orchestrator-cache $(q orchestrator-cache)
     orchestrator-llm   $(q orchestrator-llm)
     orchestrator-tls   $(q orchestrator-tls)
     schedules          $TEMPORAL_UI/namespaces/default/schedules
@@ -202,7 +235,7 @@ role's password and the old API keys stay valid until grace ends or you decide.
 
   Next, in this directory:
     source $STATE/env
-    bin/starter list                                        # the four rotations
+    bin/starter list                                        # the five rotations
     bin/starter status orchestrator-llm                     # step, versions, fingerprints, consumers
     bin/starter approve orchestrator-jwt$by --reason "tokens re-issued"    # end grace, retire the old Secret
     bin/starter approve orchestrator-llm$by --reason "done"    # and revoke the old keys at the providers
