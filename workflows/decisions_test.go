@@ -159,3 +159,26 @@ func (s *metricsSuite) TestGaugesCarryTheCatalogsName() {
 	s.Require().NoError(s.env.GetWorkflowError())
 	s.Positive(s.mustValue(workflows.MetricLastSuccess, jwtTarget))
 }
+
+// A signal that does not apply where the rotation is, such as an approve
+// before grace, is not taken and not silent: the status says who sent it,
+// in which step, and why it was refused.
+func (s *rotationSuite) TestIgnoredSignalIsShownInStatus() {
+	s.happyPath()
+	s.expectRetireOld()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.SignalRetry, workflows.Decision{By: "ui-user", Reason: "clicked by mistake"})
+	}, time.Hour)
+	var inGrace workflows.Status
+	s.env.RegisterDelayedCallback(func() { inGrace = s.status() }, 2*time.Hour)
+	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
+
+	s.Equal(workflows.StepGrace, inGrace.Step, "an ignored signal must not change the step")
+	s.Require().Len(inGrace.Ignored, 1)
+	ig := inGrace.Ignored[0]
+	s.Equal(workflows.SignalRetry, ig.Signal)
+	s.Equal("ui-user", ig.By)
+	s.Equal(workflows.StepGrace, ig.Step)
+	s.Contains(ig.Why, "retry runs a rollback that could not finish again")
+	s.Equal(workflows.StepDone, s.result().Step)
+}

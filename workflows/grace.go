@@ -11,6 +11,7 @@ func (r *rotation) awaitGrace(ctx workflow.Context) error {
 		r.st.GraceDeadline = workflow.Now(ctx).Add(r.grace)
 	}
 	r.recordGrace(ctx, r.st.GraceDeadline)
+	r.details(ctx)
 	if !r.in.Emergency {
 		if _, err := workflow.AwaitWithTimeout(ctx, r.grace, decided); err != nil {
 			return err
@@ -20,6 +21,7 @@ func (r *rotation) awaitGrace(ctx workflow.Context) error {
 		// The timer alone cannot end this grace: only a person can say
 		// the old credential is gone where rotator cannot reach.
 		r.st.Reminder = r.approvalRequired
+		r.details(ctx)
 		if err := workflow.Await(ctx, decided); err != nil {
 			return err
 		}

@@ -58,7 +58,7 @@ func (r *rotation) handle(ctx workflow.Context) error {
 				var d Decision
 				keysCh.Receive(ctx, &d)
 				if err := r.canStageKeys(d); err != nil {
-					workflow.GetLogger(ctx).Warn("keys-staged signal ignored", "reason", err, "by", d.By)
+					r.ignore(ctx, SignalKeysStaged, d, err)
 					continue
 				}
 				r.keysRequested++
@@ -76,7 +76,7 @@ func (r *rotation) handle(ctx workflow.Context) error {
 			sel.AddReceive(approveCh, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, &d)
 				if err := r.canApprove(d); err != nil {
-					workflow.GetLogger(ctx).Warn("approve signal ignored", "reason", err, "by", d.By)
+					r.ignore(ctx, SignalApprove, d, err)
 					return
 				}
 				r.approve(ctx, d)
@@ -84,7 +84,7 @@ func (r *rotation) handle(ctx workflow.Context) error {
 			sel.AddReceive(abortCh, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, &d)
 				if err := r.canAbort(d); err != nil {
-					workflow.GetLogger(ctx).Warn("abort signal ignored", "reason", err, "by", d.By)
+					r.ignore(ctx, SignalAbort, d, err)
 					return
 				}
 				r.abort(ctx, d)
@@ -92,7 +92,7 @@ func (r *rotation) handle(ctx workflow.Context) error {
 			sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) {
 				c.Receive(ctx, &d)
 				if err := r.canRetry(d); err != nil {
-					workflow.GetLogger(ctx).Warn("retry signal ignored", "reason", err, "by", d.By)
+					r.ignore(ctx, SignalRetry, d, err)
 					return
 				}
 				r.retry(ctx, d)
@@ -255,4 +255,16 @@ func (r *rotation) keysStaged(ctx workflow.Context, d Decision) (Status, error) 
 		return r.st, errors.New(r.st.KeysError)
 	}
 	return r.st, nil
+}
+
+// ignore records a signal that does not apply where the rotation is: the
+// UI that sent it shows no answer, so the status, the UI's current details
+// and the worker's log say it was not taken, and why.
+func (r *rotation) ignore(ctx workflow.Context, signal string, d Decision, why error) {
+	r.st.Ignored = append(r.st.Ignored, IgnoredDecision{Signal: signal, By: d.By, At: workflow.Now(ctx), Step: r.st.Step, Why: why.Error()})
+	if n := len(r.st.Ignored); n > maxIgnored {
+		r.st.Ignored = slices.Delete(r.st.Ignored, 0, n-maxIgnored)
+	}
+	workflow.GetLogger(ctx).Warn(signal+" signal ignored", "target", r.in.Target, "step", r.st.Step, "reason", why, "by", d.By)
+	r.details(ctx)
 }

@@ -127,11 +127,25 @@ func (r *rotation) dropPrevious(ctx workflow.Context) (activities.SecretRef, err
 // what it waits for and what to do about it.
 func (r *rotation) details(ctx workflow.Context) {
 	d := fmt.Sprintf("**%s**: %s", r.in.Target, r.st.Step)
+	if r.st.Step == StepGrace && r.st.Reminder == "" && r.st.Approved == nil && r.st.Aborted == nil {
+		if !r.st.GraceDeadline.IsZero() {
+			d += fmt.Sprintf(" until %s", r.st.GraceDeadline.UTC().Format(time.RFC3339))
+		}
+		d += fmt.Sprintf("\n\nThe old version stays valid until then. To end grace now: starter approve %s --reason '...' "+
+			"(or send signal approve with {\"by\": \"you\", \"reason\": \"...\"}); to roll back: starter abort %s --reason '...' (signal abort, same JSON).",
+			r.in.Target, r.in.Target)
+	}
 	if r.st.Reminder != "" {
 		d += "\n\n" + r.st.Reminder
 	}
 	if r.st.Left != "" {
 		d += "\n\nLeft: " + r.st.Left
+	}
+	if n := len(r.st.Ignored); n > 0 && r.st.Ignored[n-1].Step == r.st.Step {
+		// Only while the rotation is still where the signal found it:
+		// after that the refusal is history, kept in the status.
+		ig := r.st.Ignored[n-1]
+		d += fmt.Sprintf("\n\n%s from %s at %s was not taken: %s", ig.Signal, ig.By, ig.At.UTC().Format(time.RFC3339), ig.Why)
 	}
 	workflow.SetCurrentDetails(ctx, d)
 }

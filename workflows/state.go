@@ -48,6 +48,7 @@ func (r *rotation) explain(step Step, err error) error {
 
 func (r *rotation) setStep(ctx workflow.Context, s Step) {
 	r.noteStep(ctx, s)
+	r.details(ctx)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStep.ValueSet(string(s))); err != nil {
 		workflow.GetLogger(ctx).Warn("could not update RotationStep", "step", s, "error", err)
 	}

@@ -97,4 +97,24 @@ type Status struct {
 	// Left says, after a compensation that could not finish, what the
 	// backing system and each consumer are on.
 	Left string `json:"left,omitempty"`
+	// Ignored are the last decisions sent as signals that did not apply
+	// where the rotation was (the UI's signals get no answer), newest last.
+	Ignored []IgnoredDecision `json:"ignored,omitempty"`
 }
+
+// IgnoredDecision is a signal that arrived in a step where it does not
+// apply, and why it was not taken.
+type IgnoredDecision struct {
+	// Signal is approve, abort, retry or keys-staged.
+	Signal string    `json:"signal"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at"`
+	// Step is where the rotation was when the signal came.
+	Step Step `json:"step"`
+	// Why is the refusal the Update would have answered with.
+	Why string `json:"why"`
+}
+
+// maxIgnored bounds Status.Ignored: a script resending a signal must not
+// grow the status without end.
+const maxIgnored = 10
