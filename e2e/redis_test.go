@@ -122,9 +122,13 @@ func TestRedisRotatesWithoutFailedLogins(t *testing.T) {
 	if err := f.result(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Logins go on after retire: the old password is gone by now and the
+	// consumers must still get in with the new one. On a loaded machine a
+	// TLS login takes long, so the bar on attempts only proves the probe ran.
+	time.Sleep(3 * time.Second)
 	res := stop()
-	if res.Failures != 0 || res.Attempts < 20 {
-		t.Errorf("consumer logins: %d of %d failed, want 0 of at least 20", res.Failures, res.Attempts)
+	if res.Failures != 0 || res.Attempts < 10 {
+		t.Errorf("consumer logins: %d of %d failed, want 0 of at least 10", res.Failures, res.Attempts)
 	}
 	if got := hashes(t, ctx, admin, user); !reflect.DeepEqual(got, sortedHashes(pw1)) {
 		t.Errorf("after retire the user has %d passwords, want only the new one", len(got))
