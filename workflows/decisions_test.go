@@ -170,10 +170,17 @@ func (s *rotationSuite) TestIgnoredSignalIsShownInStatus() {
 		s.env.SignalWorkflow(workflows.SignalRetry, workflows.Decision{By: "ui-user", Reason: "clicked by mistake"})
 	}, time.Hour)
 	var inGrace workflows.Status
-	s.env.RegisterDelayedCallback(func() { inGrace = s.status() }, 2*time.Hour)
+	var details, detailsBefore string
+	s.env.RegisterDelayedCallback(func() { detailsBefore = s.currentDetails() }, 30*time.Minute)
+	s.env.RegisterDelayedCallback(func() { inGrace, details = s.status(), s.currentDetails() }, 2*time.Hour)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
 	s.Equal(workflows.StepGrace, inGrace.Step, "an ignored signal must not change the step")
+	s.Contains(detailsBefore, "grace until "+inGrace.GraceDeadline.UTC().Format(time.RFC3339))
+	s.Contains(detailsBefore, "starter approve "+target+" --reason")
+	s.NotContains(detailsBefore, "was not taken")
+	s.Contains(details, "retry from ui-user at ")
+	s.Contains(details, "was not taken: rotation of "+target+" is in step grace")
 	s.Require().Len(inGrace.Ignored, 1)
 	ig := inGrace.Ignored[0]
 	s.Equal(workflows.SignalRetry, ig.Signal)

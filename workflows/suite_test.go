@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
@@ -57,6 +58,16 @@ func (s *envSuite) status() workflows.Status {
 	var st workflows.Status
 	s.Require().NoError(v.Get(&st))
 	return st
+}
+
+// currentDetails is what the Temporal UI shows as the rotation's current
+// details, read with the metadata query the UI sends.
+func (s *envSuite) currentDetails() string {
+	v, err := s.env.QueryWorkflow("__temporal_workflow_metadata")
+	s.Require().NoError(err)
+	var md sdkpb.WorkflowMetadata
+	s.Require().NoError(v.Get(&md))
+	return md.GetCurrentDetails()
 }
 
 // preflightOf matches the preflight of the target, whatever the
