@@ -45,7 +45,6 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 		r.st.Error = fmt.Sprintf("%s; compensation did not finish, so the rotation needs a person: %s", msg, message(err))
 		r.st.Reminder = fmt.Sprintf("fix what stopped the rollback (%s), then run it again: starter retry %s --reason '...'", message(err), r.in.Target)
 		r.setStep(dctx, StepCompensationFailed)
-		r.details(dctx)
 		workflow.GetLogger(ctx).Error("compensation did not finish; waiting for starter retry", "target", r.in.Target,
 			"error", err, "left", r.st.Left)
 		n := r.retries
