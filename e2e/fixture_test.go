@@ -30,6 +30,10 @@ type fixture struct {
 	secret    string
 	catalog   string
 	taskQueue string
+	// deps are the clients the fixture's worker was given, kept so that a
+	// test can stop the worker and start another like it.
+	deps   activities.Deps
+	worker worker.Worker
 }
 
 // fixtureSpec says what a fixture's Secret holds and how its target reads.
@@ -109,18 +113,26 @@ func newFixtureWith(t *testing.T, ctx context.Context, spec fixtureSpec, deploym
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.deps = activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second, Temporal: devstack.temporal}
+	if spec.deps != nil {
+		spec.deps(t, ctx, f.ns, &f.deps)
+	}
+	f.startWorker()
+	return f
+}
+
+// startWorker starts a worker on the fixture's task queue with its clients;
+// the test's cleanup stops it.
+func (f *fixture) startWorker() {
+	f.t.Helper()
 	w := worker.New(devstack.temporal, f.taskQueue, worker.Options{})
 	workflows.Register(w)
-	deps := activities.Deps{Kube: k, Catalog: parsed, Vault: devstack.vault, HeartbeatEvery: time.Second, Temporal: devstack.temporal}
-	if spec.deps != nil {
-		spec.deps(t, ctx, f.ns, &deps)
-	}
-	activities.Register(w, deps)
+	activities.Register(w, f.deps)
 	if err := w.Start(); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	t.Cleanup(w.Stop)
-	return f
+	f.worker = w
+	f.t.Cleanup(w.Stop)
 }
 
 // deployment returns a Deployment whose pods read the Secret in the ways

@@ -109,6 +109,8 @@ func TestBadInput(t *testing.T) {
 		{"flags", "", []string{"approve", "orchestrator-jwt", "--by", "t", "--reason", strings.Repeat("x", 501)}, "--reason: is 501 characters long: keep it to 500"},
 		{"flags", "", []string{"rotate", "orchestrator-jwt", "--by", "t", "--grace", "30m"}, "--grace: 30m is shorter than target orchestrator-jwt's minimum of 1h (minGrace in the catalog): use --grace 1h or longer, leave --grace out for the catalog's 168h, or lower minGrace in rotator.yaml"},
 		{"flags", "", []string{"stage-keys", "orchestrator-llm"}, "--by: is required: say who stages the keys"},
+		{"flags", "", []string{"approve", "orchestrator-jwt", "--by", "t", "--reason", "r", "--timeout", "0s"}, "--timeout: 0s must be positive, e.g. --timeout 2m"},
+		{"flags", "", []string{"abort", "orchestrator-jwt", "--by", "t", "--reason", "r", "--timeout", "soon"}, `invalid argument "soon" for "--timeout" flag`},
 		{"flags", "", []string{"wait", "orchestrator-jwt", "--timeout", "-1"}, `invalid argument "-1" for "--timeout" flag`},
 		{"flags", "", []string{"wait", "orchestrator-jwt", "--timeout", "-1s"}, "--timeout: -1s must be positive, e.g. --timeout 10m"},
 		{"flags", "", []string{"wait", "orchestrator-jwt", "--timeout", "0s"}, "--timeout: 0s must be positive"},

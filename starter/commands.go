@@ -118,6 +118,7 @@ func (a *app) alreadyRunning(cmd *cobra.Command, id, runID string) error {
 
 func (a *app) decideCmd(name string) *cobra.Command {
 	var d workflows.Decision
+	var timeout time.Duration
 	short := map[string]string{
 		"approve": "End a rotation's grace period now and retire the old version",
 		"abort":   "Abort a rotation: roll consumers back to the old version and delete the new one",
@@ -132,6 +133,9 @@ func (a *app) decideCmd(name string) *cobra.Command {
 			if d.By == "" {
 				return fmt.Errorf("--by: is required: say who %ss (defaults to $USER)", name)
 			}
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout: %s must be positive, e.g. --timeout 2m", timeout)
+			}
 			d.Reason = strings.TrimSpace(d.Reason)
 			if name == "approve" || name == "abort" {
 				if err := checkReason(name, d.Reason); err != nil {
@@ -143,17 +147,7 @@ func (a *app) decideCmd(name string) *cobra.Command {
 				return err
 			}
 			id := workflows.WorkflowID(args[0])
-			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
-				WorkflowID:   id,
-				UpdateName:   name,
-				Args:         []any{d},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
-			if err != nil {
-				return a.explain(args[0], name, err)
-			}
-			var st workflows.Status
-			if err := h.Get(cmd.Context(), &st); err != nil {
+			if _, err := a.update(cmd.Context(), c, args[0], name, d, timeout); err != nil {
 				return a.explain(args[0], name, err)
 			}
 			what := done
@@ -174,6 +168,7 @@ func (a *app) decideCmd(name string) *cobra.Command {
 		reasonHelp = fmt.Sprintf("why you %s, at most %d characters (required; recorded in the rotation's status and the worker's log)", name, workflows.MaxReasonLength)
 	}
 	cmd.Flags().StringVar(&d.Reason, "reason", "", reasonHelp)
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultDecisionTimeout, "how long to wait for the worker's answer (it says within seconds when no worker polls)")
 	if name == "approve" {
 		cmd.Flags().BoolVar(&d.KeepOld, "keep-old", false,
 			"finish even though objects still use the old version: keep it, labelled retired, and leave its credential valid")

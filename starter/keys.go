@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"rotator/activities"
 	"rotator/catalog"
@@ -85,15 +84,7 @@ func (a *app) stageKeysCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.out, "staged %d keys for %s in %s\n", len(keys), t.Name, where)
-			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
-				WorkflowID:   id,
-				UpdateName:   workflows.UpdateKeysStaged,
-				Args:         []any{workflows.Decision{By: by}},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
-			if err == nil {
-				err = h.Get(cmd.Context(), &st)
-			}
+			_, err = a.update(cmd.Context(), c, t.Name, workflows.UpdateKeysStaged, workflows.Decision{By: by}, defaultDecisionTimeout)
 			var nf *serviceerror.NotFound
 			if errors.As(err, &nf) {
 				return fmt.Errorf("the rotation of %s ended meanwhile; the keys stay staged in %s for the next one", t.Name, where)
