@@ -76,6 +76,21 @@ func failedWith(t *testing.T, ctx context.Context, id string) *temporal.Applicat
 	return app
 }
 
+// rolledBack waits for an aborted rotation to end and checks that it
+// completed, not failed, with the result step rolled-back and an outcome
+// that says so: failed is kept for what a person must look at.
+func rolledBack(t *testing.T, ctx context.Context, id string) workflows.Status {
+	t.Helper()
+	var st workflows.Status
+	if err := devstack.temporal.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
+		t.Fatalf("want the aborted rotation to complete rolled back, got %v; %s", err, lastStatus(id))
+	}
+	if st.Step != workflows.StepRolledBack || !strings.Contains(st.Outcome, "rolled back") || st.Aborted == nil {
+		t.Fatalf("want result step rolled-back with an outcome and who aborted, got step %s, outcome %q, aborted %+v", st.Step, st.Outcome, st.Aborted)
+	}
+	return st
+}
+
 // queryStatus reads a rotation's status through the status query.
 func queryStatus(ctx context.Context, id string) (workflows.Status, error) {
 	var st workflows.Status

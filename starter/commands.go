@@ -90,6 +90,11 @@ func (a *app) rotateCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.out, "%s finished: %s\n", id, st.Step)
+			if st.Step != workflows.StepDone {
+				// A script that waits must not take a rolled-back rotation
+				// for a rotated secret.
+				return fmt.Errorf("%s did not rotate: %s", id, st.Outcome)
+			}
 			return nil
 		},
 	}

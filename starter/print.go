@@ -84,6 +84,9 @@ func printStatus(w io.Writer, st workflows.Status) {
 	if !st.FinishedAt.IsZero() {
 		row("finished", st.FinishedAt.Format(time.RFC3339))
 	}
+	if st.Outcome != "" {
+		row("outcome", st.Outcome)
+	}
 	if st.Error != "" {
 		row("error", st.Error)
 	}

@@ -51,11 +51,21 @@ func (a *app) waitCmd() *cobra.Command {
 						return nil
 					}
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-					if step == string(workflows.StepDone) {
+					// An aborted rotation that rolled back completes too;
+					// only its result says which way it ended.
+					var st workflows.Status
+					if err := c.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
+						return fmt.Errorf("read result of %s: %w", id, err)
+					}
+					if string(st.Step) == step {
 						fmt.Fprintf(a.out, "%s reached step %s\n", id, step)
 						return nil
 					}
-					return fmt.Errorf("%s completed before reaching step %s", id, step)
+					why := ""
+					if st.Outcome != "" {
+						why = ": " + st.Outcome
+					}
+					return fmt.Errorf("%s completed in step %s before reaching step %s%s", id, st.Step, step, why)
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 					return fmt.Errorf("%s failed before reaching step %s: %s", id, step, failureMessage(ctx, c, id, ev))
 				case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,

@@ -55,11 +55,35 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 	}
 	r.st.Left = ""
 	msg += fmt.Sprintf("; rolled back: consumers are on %s again", r.st.Old.Name)
+	if st, ok, err := r.endDecided(ctx, dctx, msg); ok {
+		return st, err
+	}
 	errType := activities.ErrRotationFailed
 	if r.st.Aborted != nil {
 		errType = activities.ErrAborted
 	}
 	return r.finish(dctx, StepRolledBack, temporal.NewNonRetryableApplicationError(msg, errType, cause))
+}
+
+// endDecided ends a rotation that a person stopped and that rolled back
+// cleanly without failing it: an abort completes with the result step
+// rolled-back, and a cancellation from the Temporal UI ends canceled.
+// Failed is left for what a person must look at. ok is false for a
+// rollback after a failure, and for runs that began before this change.
+func (r *rotation) endDecided(ctx, dctx workflow.Context, msg string) (Status, bool, error) {
+	aborted, canceled := r.st.Aborted != nil, ctx.Err() != nil
+	if !aborted && !canceled {
+		return r.st, false, nil
+	}
+	if workflow.GetVersion(dctx, "decided-ends-clean", workflow.DefaultVersion, 1) != 1 {
+		return r.st, false, nil
+	}
+	r.st.Outcome = msg
+	st, err := r.finish(dctx, StepRolledBack, nil)
+	if !aborted {
+		err = temporal.NewCanceledError(msg)
+	}
+	return st, true, err
 }
 
 // causeMessage says why the rotation is being rolled back.

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"rotator/activities"
 	"rotator/workflows"
@@ -65,6 +66,18 @@ func (s *rotationSuite) expectRollback() {
 func (s *rotationSuite) result() workflows.Status {
 	var st workflows.Status
 	s.NoError(s.env.GetWorkflowResult(&st))
+	return st
+}
+
+// rolledBack asserts that the rotation completed, not failed, with the
+// result step rolled-back, as an aborted rotation that put everything back
+// does, and returns its result.
+func (s *rotationSuite) rolledBack() workflows.Status {
+	s.T().Helper()
+	st := s.result()
+	s.Equal(workflows.StepRolledBack, st.Step)
+	s.Empty(st.Error, "an abort that rolled back is not an error")
+	s.Contains(st.Outcome, "rolled back: consumers are on orchestrator-jwt-secret again")
 	return st
 }
 
@@ -178,17 +191,48 @@ func (s *rotationSuite) TestAbortInGraceCompensates() {
 	}, 2*time.Hour)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
-	err := s.env.GetWorkflowError()
-	s.Require().Error(err)
-	app := s.appError(err)
-	s.Equal(activities.ErrAborted, app.Type())
-	s.Contains(app.Error(), "aborted by carol (401s in the logs)")
-	s.Contains(app.Error(), "consumers are on orchestrator-jwt-secret again")
-	st := s.status()
-	s.Equal(workflows.StepRolledBack, st.Step)
+	st := s.rolledBack()
+	s.Contains(st.Outcome, "aborted by carol (401s in the logs)")
 	s.Equal("rolled back", st.Consumers[0].State)
 	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, retireOf(oldRef))
 }
+
+// TestAbortStartedBeforeFails: a rotation that began before aborts ended
+// completed (no "decided-ends-clean" marker) still fails with ErrAborted
+// when aborted, as its history says it did.
+func (s *rotationSuite) TestAbortStartedBeforeFails() {
+	s.env.OnGetVersion("decided-ends-clean", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	s.happyPath()
+	s.expectRollback()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.SignalAbort, workflows.Decision{By: "carol", Reason: "401s in the logs"})
+	}, 2*time.Hour)
+	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
+
+	app := s.appError(s.env.GetWorkflowError())
+	s.Equal(activities.ErrAborted, app.Type())
+	s.Contains(app.Error(), "aborted by carol (401s in the logs)")
+	s.Contains(app.Error(), "consumers are on orchestrator-jwt-secret again")
+}
+
+// TestCancelInGraceRollsBackAndEndsCanceled: a cancellation from the
+// Temporal UI rolls back like an abort and ends the run canceled, not
+// failed.
+func (s *rotationSuite) TestCancelInGraceRollsBackAndEndsCanceled() {
+	s.happyPath()
+	s.expectRollback()
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
+	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
+
+	err := s.env.GetWorkflowError()
+	s.Require().Error(err)
+	s.True(temporal.IsCanceledError(err), "want a canceled run, got %v", err)
+	st := s.status()
+	s.Equal(workflows.StepRolledBack, st.Step)
+	s.Contains(st.Outcome, "consumers are on orchestrator-jwt-secret again")
+	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, retireOf(oldRef))
+}
+
 
 func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
@@ -202,11 +246,12 @@ func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 	}, time.Minute)
 	s.env.ExecuteWorkflow(workflows.TypeRotateJWTSecret, workflows.RotateInput{Target: target})
 
-	app := s.appError(s.env.GetWorkflowError())
-	s.Equal(activities.ErrAborted, app.Type())
+	s.rolledBack()
 	s.env.AssertNotCalled(s.T(), "VerifyConsumers", mock.Anything, mock.Anything)
 }
 
+// TestFailedRolloutCompensates: a rollback after a failure leaves the run
+// failed, for a person to look at, however cleanly it rolled back.
 func (s *rotationSuite) TestFailedRolloutCompensates() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()

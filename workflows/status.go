@@ -83,6 +83,9 @@ type Status struct {
 	// Retired says what retire did with each version: deleted, or kept
 	// and why.
 	Retired []string `json:"retired,omitempty"`
+	// Outcome says how a rotation that a person aborted or canceled ended,
+	// for a result that is not an error.
+	Outcome string `json:"outcome,omitempty"`
 	// Reminder says what the rotation waits for from a person, if anything.
 	Reminder string `json:"reminder,omitempty"`
 	// KeysError is why the last staged keys were refused.
