@@ -38,6 +38,10 @@ const (
 	// ErrCertificate is returned for a certificate that fails a check
 	// retrying cannot fix.
 	ErrCertificate = "CertificateInvalid"
+	// ErrNotifyRefused is returned when a notification sink refused a
+	// message in a way a retry cannot fix (a 4xx other than 408 and 429,
+	// a missing or short key file); the rotation goes on regardless.
+	ErrNotifyRefused = "NotifyRefused"
 )
 
 // Error types that workflows return; the cause of the first three is the
@@ -47,7 +51,8 @@ const (
 	// rolled back: consumers are on the old version again.
 	ErrRotationFailed = "RotationFailed"
 	// ErrAborted is returned by a rotation that an engineer aborted and
-	// that was rolled back.
+	// that was rolled back, when it began before such rotations complete
+	// (result step rolled-back) instead.
 	ErrAborted = "Aborted"
 	// ErrCompensationFailed is returned by a rotation whose rollback did
 	// not finish: it needs a person (starter retry).

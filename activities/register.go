@@ -20,6 +20,9 @@ type Deps struct {
 	Vault *vaultapi.Client
 	// HTTP reaches the LLM providers and probes; nil means a default.
 	HTTP *http.Client
+	// NotifyHTTP sends notifications; nil means a client with a 15 s
+	// timeout.
+	NotifyHTTP *http.Client
 	// HeartbeatEvery is how often rollout waits heartbeat; zero means 10 s.
 	HeartbeatEvery time.Duration
 	// Temporal reads earlier rotations, for the workflows that start
@@ -43,4 +46,5 @@ func Register(r worker.ActivityRegistry, d Deps) {
 	r.RegisterActivity(&Vault{Client: d.Vault, Catalog: d.Catalog})
 	r.RegisterActivity(&TLS{Kube: d.Kube, Catalog: d.Catalog, Vault: d.Vault})
 	r.RegisterActivity(&Rotations{Temporal: d.Temporal})
+	r.RegisterActivity(&Notifier{Catalog: d.Catalog, HTTP: d.NotifyHTTP})
 }

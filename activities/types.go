@@ -155,6 +155,8 @@ type Plan struct {
 	// DropPrevious has retire roll the consumers out once more onto a
 	// version without the dual-key Secret's previous key.
 	DropPrevious bool `json:"dropPrevious,omitempty"`
+	// Notify are the sinks the rotation's events go to, by name.
+	Notify []NotifyRoute `json:"notify,omitempty"`
 }
 
 // Seen is a consumer as preflight read it: where its pod spec names the

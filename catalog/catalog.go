@@ -35,7 +35,9 @@ type Catalog struct {
 	// Vault says how the worker logs in to Vault; its address, namespace
 	// and TLS settings come from Vault's own environment variables
 	// (VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, ...).
-	Vault   *Vault   `json:"vault,omitempty"`
+	Vault *Vault `json:"vault,omitempty"`
+	// Notify holds the sinks every target's rotations notify.
+	Notify  *Notify  `json:"notify,omitempty"`
 	Targets []Target `json:"targets"`
 }
 
@@ -108,6 +110,9 @@ type Target struct {
 	// an app.kubernetes.io/managed-by label): preflight refuses any other.
 	// Retire still never deletes a Secret another manager owns.
 	AcknowledgedManagers []string `json:"acknowledgedManagers,omitempty"`
+	// Notify lists sinks that receive this target's events besides the
+	// catalog's.
+	Notify []Sink `json:"notify,omitempty"`
 }
 
 // VaultPath is where a target's versions are recorded in Vault: each new

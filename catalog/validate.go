@@ -31,6 +31,13 @@ func (c *Catalog) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	var shared []Sink
+	if c.Notify != nil {
+		c.Notify.check(func(field, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		})
+		shared = c.Notify.Sinks
+	}
 	seen := map[string]int{}
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -47,6 +54,7 @@ func (c *Catalog) validate() error {
 		seen[t.Name] = i
 		t.applyDefaults()
 		t.check(fail)
+		checkSinks("notify", t.Notify, shared, fail)
 	}
 	errs = append(errs, c.checkOverlaps()...)
 	return errors.Join(errs...)

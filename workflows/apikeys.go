@@ -71,9 +71,12 @@ func awaitKeys(ctx workflow.Context, r *rotation) error {
 	if r.plan.Vault != nil {
 		where = "Vault " + r.plan.Vault.Mount + "/" + r.plan.Vault.Path + "/staged"
 	}
-	for {
+	for told := false; ; told = true {
 		r.st.Reminder = fmt.Sprintf("obtain new keys in the provider consoles, then: starter stage-keys %s < keys.env (keys go to %s), before %s",
 			r.in.Target, where, deadline.Format(time.RFC3339))
+		if !told {
+			r.notify(ctx, catalog.EventAwaitingKeys, r.st.Reminder, deadline)
+		}
 		ok, err := workflow.AwaitWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), func() bool {
 			return r.keysRequested > r.keysChecked || r.st.Aborted != nil
 		})

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"rotator/activities"
+	"rotator/catalog"
 )
 
 // undoState is how far compensation got, so that a retry goes on from
@@ -45,6 +47,7 @@ func (r *rotation) compensate(ctx workflow.Context, cause error) (Status, error)
 		r.st.Error = fmt.Sprintf("%s; compensation did not finish, so the rotation needs a person: %s", msg, message(err))
 		r.st.Reminder = fmt.Sprintf("fix what stopped the rollback (%s), then run it again: starter retry %s --reason '...'", message(err), r.in.Target)
 		r.setStep(dctx, StepCompensationFailed)
+		r.notify(dctx, catalog.EventCompensationFailed, r.st.Error+". "+r.st.Reminder, time.Time{})
 		workflow.GetLogger(ctx).Error("compensation did not finish; waiting for starter retry", "target", r.in.Target,
 			"error", err, "left", r.st.Left)
 		n := r.retries

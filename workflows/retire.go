@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"rotator/activities"
+	"rotator/catalog"
 )
 
 // How often retire checks again whether what still uses the old version
@@ -87,6 +88,10 @@ func (r *rotation) retireVersion(ctx workflow.Context, v activities.SecretRef) e
 			"Once they are gone it is deleted; to finish now and keep it (labelled %s, its credential left valid): starter approve %s --keep-old --reason '...'",
 			v.Name, strings.Join(r.st.RetireWaitsFor, ", "), wait, activities.StageRetired, r.in.Target)
 		r.details(ctx)
+		if !r.notices.retireWait {
+			r.notices.retireWait = true
+			r.notify(ctx, catalog.EventNeedsPerson, r.st.Reminder, time.Time{})
+		}
 		workflow.GetLogger(ctx).Warn("retire waits for objects that still use the old version", "target", r.in.Target,
 			"secret", v.Name, "objects", r.st.RetireWaitsFor)
 		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.keepOld }); err != nil {

@@ -81,6 +81,8 @@ type rotation struct {
 	// catalog's minGrace is refused; rotations started before accept
 	// what they accepted then.
 	accountable bool
+	// notices is the notification bookkeeping (version "notify").
+	notices notices
 }
 
 var (
@@ -119,6 +121,7 @@ func run(ctx workflow.Context, in RotateInput, steps kindSteps) (Status, error) 
 	if err := r.preflight(stepCtx); err != nil {
 		return r.finish(ctx, StepFailed, r.explain(StepPreflight, err))
 	}
+	r.notify(ctx, catalog.EventStarted, r.startedMessage(), time.Time{})
 	if err := r.change(stepCtx); err != nil {
 		return r.compensate(ctx, err)
 	}

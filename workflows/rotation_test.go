@@ -233,7 +233,6 @@ func (s *rotationSuite) TestCancelInGraceRollsBackAndEndsCanceled() {
 	s.env.AssertNotCalled(s.T(), "RetireSecret", mock.Anything, retireOf(oldRef))
 }
 
-
 func (s *rotationSuite) TestAbortSignalDuringRolloutCancelsAndCompensates() {
 	s.env.OnActivity(kube.Preflight, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	s.env.OnActivity(kube.StageSecret, mock.Anything, mock.Anything).Return(newRef, nil).Once()

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"rotator/activities"
+	"rotator/catalog"
 )
 
 var errAborted = errors.New("aborted")
@@ -30,6 +31,13 @@ func (r *rotation) finish(ctx workflow.Context, step Step, err error) (Status, e
 		r.st.Error = err.Error()
 	}
 	r.recordEnd(ctx, step, failedAt)
+	if err != nil && r.plan.Target == "" && failedAt == StepPreflight {
+		// No plan, so no routes: the worker's catalog has the sinks.
+		r.notifyAll(ctx, catalog.EventFailed, message(err))
+	} else {
+		r.notifyEnd(ctx, step, err)
+	}
+	r.awaitNotices(ctx)
 	return r.st, err
 }
 

@@ -103,6 +103,9 @@ type Status struct {
 	// Ignored are the last decisions sent as signals that did not apply
 	// where the rotation was (the UI's signals get no answer), newest last.
 	Ignored []IgnoredDecision `json:"ignored,omitempty"`
+	// NotifyFailures are the last notifications that no sink took, with
+	// why; the rotation went on regardless.
+	NotifyFailures []string `json:"notifyFailures,omitempty"`
 }
 
 // IgnoredDecision is a signal that arrived in a step where it does not
