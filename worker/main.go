@@ -59,6 +59,10 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A missing key file is said now, not at the first rotation's event.
+	if err := activities.CheckNotify(cat); err != nil {
+		return fmt.Errorf("catalog %s: %w", *catalogPath, err)
+	}
 	fingerprints, err := activities.LoadFingerprinter()
 	if err != nil {
 		return err
