@@ -36,6 +36,9 @@ type stack struct {
 	env      []string
 	// logs holds everything the in-process workers logged, at debug level.
 	logs *lockedBuffer
+	// notices holds the bodies of every notification the tests'
+	// receivers got; the same scan covers them.
+	notices *lockedBuffer
 	// secrets are the values tests saw generated or staged; none may
 	// appear in logs.
 	mu      sync.Mutex
@@ -68,9 +71,10 @@ func (s *stack) remember(values ...[]byte) {
 }
 
 // leakedIntoLogs returns how many remembered values appear in the workers'
-// logs, in raw, base64 or hex form, and how many values were searched.
+// logs or the notifications, in raw, base64 or hex form, and how many
+// values were searched.
 func (s *stack) leakedIntoLogs() (leaks, searched int) {
-	logs := s.logs.bytes()
+	logs := append(s.logs.bytes(), s.notices.bytes()...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range s.secrets {
@@ -113,7 +117,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: FAIL: the log scan searched nothing")
 		code = 1
 	} else {
-		fmt.Fprintf(os.Stderr, "e2e: %d secret values searched in %d bytes of worker logs: none found\n", searched, logged)
+		fmt.Fprintf(os.Stderr, "e2e: %d secret values searched in %d bytes of worker logs and %d bytes of notifications: none found\n",
+			searched, logged, len(s.notices.bytes()))
 	}
 	cleanup()
 	os.Exit(code)
@@ -143,7 +148,7 @@ func setup() (*stack, func(), error) {
 	if err := build.Run(); err != nil {
 		return nil, nil, fmt.Errorf("build starter: %w", err)
 	}
-	return &stack{temporal: tc, kube: kc, vault: vc, starter: bin, env: os.Environ(), logs: logs}, func() {
+	return &stack{temporal: tc, kube: kc, vault: vc, starter: bin, env: os.Environ(), logs: logs, notices: &lockedBuffer{}}, func() {
 		stopVault()
 		tc.Close()
 		os.RemoveAll(dir)
