@@ -118,7 +118,7 @@ func (n *Notifier) Notify(ctx context.Context, in NotifyInput) error {
 		msg.Deadline = &d
 	}
 	if ui := n.Catalog.UIURL(); ui != "" {
-		msg.Link = fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", ui, url.PathEscape(info.WorkflowNamespace),
+		msg.Link = fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", ui, url.PathEscape(info.Namespace),
 			url.PathEscape(msg.WorkflowID), url.PathEscape(msg.RunID))
 	}
 	var errs []error

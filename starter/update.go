@@ -70,8 +70,8 @@ func (a *app) update(ctx context.Context, c client.Client, target, name string, 
 func (a *app) noAnswer(ctx context.Context, c client.Client, id, name string, waited, timeout time.Duration) {
 	fmt.Fprintf(a.errOut, "%s: no worker has taken the %s in %s.\n", id, name, waited)
 	queue := a.temporal.TaskQueue
-	if desc, err := c.DescribeWorkflowExecution(ctx, id, ""); err == nil && desc.GetExecutionConfig().GetTaskQueue().GetName() != "" {
-		queue = desc.GetExecutionConfig().GetTaskQueue().GetName()
+	if desc, err := c.DescribeWorkflow(ctx, id, ""); err == nil && desc.RawResponse.GetExecutionConfig().GetTaskQueue().GetName() != "" {
+		queue = desc.RawResponse.GetExecutionConfig().GetTaskQueue().GetName()
 	}
 	tq, err := c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 	switch {
