@@ -79,6 +79,7 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 		OldStopsAtApply: t.OldStopsAtApply(),
 		DropPrevious:    t.DropsPrevious(),
 		Notify:          NotifyRoutes(k.Catalog, t),
+		Window:          k.Catalog.WindowFor(t),
 	}
 	for _, c := range found.consumers {
 		if c.ref.Kind == "Ingress" {

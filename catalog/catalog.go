@@ -37,7 +37,10 @@ type Catalog struct {
 	// (VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, ...).
 	Vault *Vault `json:"vault,omitempty"`
 	// Notify holds the sinks every target's rotations notify.
-	Notify  *Notify  `json:"notify,omitempty"`
+	Notify *Notify `json:"notify,omitempty"`
+	// Window is when the targets without a window of their own may
+	// change what consumers see.
+	Window  *Window  `json:"window,omitempty"`
 	Targets []Target `json:"targets"`
 }
 
@@ -113,6 +116,9 @@ type Target struct {
 	// Notify lists sinks that receive this target's events besides the
 	// catalog's.
 	Notify []Sink `json:"notify,omitempty"`
+	// Window, when set, is when a rotation of this target may change what
+	// consumers see, instead of the catalog's window.
+	Window *Window `json:"window,omitempty"`
 }
 
 // VaultPath is where a target's versions are recorded in Vault: each new

@@ -31,6 +31,11 @@ func (c *Catalog) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.Window != nil {
+		c.Window.check("window", func(field, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		})
+	}
 	var shared []Sink
 	if c.Notify != nil {
 		c.Notify.check(func(field, format string, args ...any) {
@@ -55,6 +60,9 @@ func (c *Catalog) validate() error {
 		t.applyDefaults()
 		t.check(fail)
 		checkSinks("notify", t.Notify, shared, fail)
+		if t.Window != nil {
+			t.Window.check("window", fail)
+		}
 	}
 	errs = append(errs, c.checkOverlaps()...)
 	return errors.Join(errs...)

@@ -14,7 +14,7 @@ import (
 // waiting out the timeout.
 var steps = []workflows.Step{
 	workflows.StepPreflight, workflows.StepAwaitKeys, workflows.StepStage, workflows.StepApply,
-	workflows.StepPromote, workflows.StepVerify, workflows.StepGrace, workflows.StepRetire, workflows.StepDone,
+	workflows.StepAwaitWindow, workflows.StepPromote, workflows.StepVerify, workflows.StepGrace, workflows.StepRetire, workflows.StepDone,
 	workflows.StepCompensating, workflows.StepCompensationFailed, workflows.StepRolledBack, workflows.StepFailed,
 }
 

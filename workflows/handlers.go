@@ -167,7 +167,7 @@ func (r *rotation) canAbort(d Decision) error {
 		return err
 	}
 	abortable := []Step{StepPreflight, StepAwaitKeys, StepStage, StepApply, StepPromote, StepVerify, StepGrace}
-	if !slices.Contains(abortable, r.st.Step) {
+	if !slices.Contains(abortable, r.st.Step) && !(r.st.Step == StepAwaitWindow && !r.promoted) {
 		return fmt.Errorf("rotation of %s is in step %s: abort is possible until grace ends, not after", r.in.Target, r.st.Step)
 	}
 	if r.st.Approved != nil || r.st.Aborted != nil {

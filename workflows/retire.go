@@ -32,6 +32,15 @@ func (r *rotation) retire(ctx workflow.Context) error {
 		}
 		return nil
 	}
+	if r.steps.revoke != nil || (r.plan.DropPrevious && !r.in.Emergency) {
+		// Revoking, locking and rolling out are what consumers see.
+		if err := r.awaitWindow(ctx, StepRetire); err != nil {
+			return err
+		}
+		if r.st.Step == StepAwaitWindow {
+			r.setStep(ctx, StepRetire)
+		}
+	}
 	versions := []activities.SecretRef{*r.st.Old}
 	if r.plan.DropPrevious && !r.in.Emergency {
 		dual, err := r.dropPrevious(ctx)

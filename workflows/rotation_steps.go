@@ -98,6 +98,12 @@ func (r *rotation) change(ctx workflow.Context) error {
 	}
 	r.st.New = &staged
 
+	if r.plan.OldStopsAtApply {
+		// The old password stops working at apply: consumers see it.
+		if err := r.awaitWindow(ctx, StepApply); err != nil {
+			return r.explain(StepApply, err)
+		}
+	}
 	if r.steps.apply != nil {
 		r.setStep(ctx, StepApply)
 		r.applied = true
@@ -110,6 +116,11 @@ func (r *rotation) change(ctx workflow.Context) error {
 		}
 	}
 
+	if !r.plan.OldStopsAtApply {
+		if err := r.awaitWindow(ctx, StepPromote); err != nil {
+			return r.explain(StepPromote, err)
+		}
+	}
 	r.setStep(ctx, StepPromote)
 	r.promoted = true
 	promoted, err := r.promote(ctx, staged)

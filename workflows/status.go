@@ -28,6 +28,9 @@ const (
 	// rotation waits for a person to fix what its error names and to run
 	// the compensation again (starter retry).
 	StepCompensationFailed Step = "compensation-failed"
+	// StepAwaitWindow is a rotation that waits for its rotation window
+	// before a step consumers see (promote, or a retire that revokes).
+	StepAwaitWindow Step = "awaiting-window"
 )
 
 // States of a consumer in the status.
@@ -56,6 +59,10 @@ type Status struct {
 	StartedAt     time.Time             `json:"startedAt"`
 	StepStartedAt time.Time             `json:"stepStartedAt"`
 	GraceDeadline time.Time             `json:"graceDeadline,omitzero"`
+	// Window is the target's rotation window, and WindowOpensAt when it
+	// next opens while the rotation waits for it.
+	Window        string    `json:"window,omitempty"`
+	WindowOpensAt time.Time `json:"windowOpensAt,omitzero"`
 	FinishedAt    time.Time             `json:"finishedAt,omitzero"`
 	Old           *activities.SecretRef `json:"old,omitempty"`
 	New           *activities.SecretRef `json:"new,omitempty"`
