@@ -120,6 +120,17 @@ func (w Window) Next(t time.Time) (open time.Time, inside bool) {
 	return next, false
 }
 
+// Closes is when the window that opens at opens closes.
+func (w Window) Closes(opens time.Time) time.Time {
+	start, _ := clock(w.Start)
+	end, _ := clock(w.End)
+	length := end - start
+	if end < start {
+		length += 24 * time.Hour
+	}
+	return opens.Add(length)
+}
+
 // at is the wall clock time since midnight on day, in loc.
 func at(day time.Time, since time.Duration, loc *time.Location) time.Time {
 	return time.Date(day.Year(), day.Month(), day.Day(), int(since/time.Hour), int(since%time.Hour/time.Minute), 0, 0, loc)

@@ -192,3 +192,51 @@ func TestManagedOnlyTouchesRotatorsSchedules(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowedSchedulesRunInsideTheWindow: a target with a window gets a
+// cadence of whole weeks, no later than the catalog's, and no jitter, and
+// every run of the next five years falls inside the window, summer time
+// included.
+func TestWindowedSchedulesRunInsideTheWindow(t *testing.T) {
+	cat, err := catalog.Parse([]byte("window: {days: [mon, tue, wed, thu], start: '09:00', end: '16:00', timeZone: Europe/Berlin}\n" +
+		"targets:\n" +
+		"  - {name: a, kind: jwt, namespace: ns, secret: s}\n" +
+		"  - {name: b, kind: jwt, namespace: ns, secret: s2, every: 180d}\n" +
+		"  - {name: c, kind: jwt, namespace: ns, secret: s3, every: 1d, window: {start: '01:00', end: '04:00', timeZone: America/New_York}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := planSchedules(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{"a": 84 * 24 * time.Hour, "b": 175 * 24 * time.Hour, "c": 24 * time.Hour}
+	from, until := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2031, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, d := range plan {
+		tg, _ := cat.Target(d.target)
+		w := cat.WindowFor(tg)
+		if d.every != want[d.target] || d.jitter != 0 {
+			t.Errorf("%s: every %s, jitter %s; want every %s and no jitter", d.target, d.every, d.jitter, want[d.target])
+		}
+		runs := 0
+		first := from.Add(-from.Sub(time.Unix(0, 0))%d.every + d.offset)
+		for run := first; run.Before(until); run = run.Add(d.every) {
+			if _, inside := w.Next(run); !inside {
+				t.Errorf("%s: the run at %s (%s) is outside %s", d.target, run.UTC(), run.In(mustZone(t, w.TimeZone)), w)
+			}
+			runs++
+		}
+		if runs < 10 {
+			t.Errorf("%s: only %d runs checked", d.target, runs)
+		}
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}

@@ -33,6 +33,13 @@ func printStatus(w io.Writer, st workflows.Status) {
 		row("grace ends", fmt.Sprintf("%s (in %s)", st.GraceDeadline.Format(time.RFC3339),
 			time.Until(st.GraceDeadline).Round(time.Second)))
 	}
+	if st.Window != "" {
+		w := st.Window
+		if !st.WindowOpensAt.IsZero() {
+			w += fmt.Sprintf("; opens %s (in %s)", st.WindowOpensAt.Format(time.RFC3339), time.Until(st.WindowOpensAt).Round(time.Second))
+		}
+		row("window", w)
+	}
 	if st.Old != nil {
 		row("old version", version(st.Old))
 	}
@@ -86,6 +93,9 @@ func printStatus(w io.Writer, st workflows.Status) {
 	}
 	if st.Outcome != "" {
 		row("outcome", st.Outcome)
+	}
+	for _, f := range st.NotifyFailures {
+		row("not notified", f)
 	}
 	if st.Error != "" {
 		row("error", st.Error)

@@ -75,8 +75,12 @@ func planSchedules(cat *catalog.Catalog) ([]desiredSchedule, error) {
 			continue
 		}
 		in := workflows.ScheduledInput{Target: t.Name, Kind: t.Kind}
-		out = append(out, newDesired(scheduleID(t.Name), t.Name, t.Every.Duration, workflows.TypeScheduledRotation,
-			"scheduled/"+t.Name, in, decodeAs[workflows.ScheduledInput]))
+		d := newDesired(scheduleID(t.Name), t.Name, t.Every.Duration, workflows.TypeScheduledRotation,
+			"scheduled/"+t.Name, in, decodeAs[workflows.ScheduledInput])
+		if w := cat.WindowFor(t); w != nil {
+			d.every, d.offset, d.jitter = inWindow(d.id, d.every, *w)
+		}
+		out = append(out, d)
 	}
 	if tls {
 		scan := workflows.CertificateScanID
@@ -108,6 +112,53 @@ func offsetFor(id string, every time.Duration) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	return time.Duration(h.Sum64()%minutes) * time.Minute
+}
+
+// week is the period a windowed cadence is rounded to.
+const week = 7 * 24 * time.Hour
+
+// windowReference is the Monday whose week places windowed schedules: a
+// fixed date, so that every apply computes the same offset.
+var windowReference = time.Date(2026, time.January, 5, 0, 0, 0, 0, time.UTC)
+
+// inWindow places a windowed target's runs inside its window. A cadence of
+// a week or more is rounded down to whole weeks (90 days: 84), so every run
+// falls on the same weekday and time; never later than the catalog asks.
+// The run is set a margin after an opening (spread by the ID over the
+// window's days and the cadence's weeks) and has no jitter, which could
+// push it out. The opening is taken in the zone's January time: half the
+// year a run lands an hour earlier or later in the window, so windows of
+// three hours or more hold it all year; a run that still falls outside waits
+// for the window in the rotation.
+func inWindow(id string, every time.Duration, w catalog.Window) (time.Duration, time.Duration, time.Duration) {
+	if every >= week {
+		every = every / week * week
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	sum := h.Sum64()
+	loc, err := time.LoadLocation(w.TimeZone)
+	if w.TimeZone == "" || err != nil {
+		loc = time.UTC
+	}
+	ref := time.Date(windowReference.Year(), windowReference.Month(), windowReference.Day(), 0, 0, 0, 0, loc)
+	if every >= week {
+		ref = ref.Add(time.Duration(sum%uint64(every/week)) * week)
+	}
+	opens, _ := w.Next(ref)
+	days := len(w.Days)
+	if days == 0 {
+		days = 7
+	}
+	for i := sum % uint64(days); i > 0; i-- {
+		closes := w.Closes(opens)
+		opens, _ = w.Next(closes)
+	}
+	length := w.Closes(opens).Sub(opens)
+	margin := min(time.Hour+time.Duration(sum%30)*time.Minute, length/2)
+	run := opens.Add(margin)
+	offset := run.Sub(time.Unix(0, 0)) % every
+	return every, offset, 0
 }
 
 func decodeAs[T any](p *commonpb.Payload) (any, error) {
