@@ -51,18 +51,18 @@ type ConsumerStatus struct {
 // Status is what the status query returns and the workflow's result. It
 // holds references and fingerprints only, never secret material.
 type Status struct {
-	Target        string                `json:"target"`
-	Kind          catalog.Kind          `json:"kind"`
-	Step          Step                  `json:"step"`
-	Emergency     bool                  `json:"emergency,omitempty"`
-	RequestedBy   string                `json:"requestedBy,omitempty"`
-	StartedAt     time.Time             `json:"startedAt"`
-	StepStartedAt time.Time             `json:"stepStartedAt"`
-	GraceDeadline time.Time             `json:"graceDeadline,omitzero"`
+	Target        string       `json:"target"`
+	Kind          catalog.Kind `json:"kind"`
+	Step          Step         `json:"step"`
+	Emergency     bool         `json:"emergency,omitempty"`
+	RequestedBy   string       `json:"requestedBy,omitempty"`
+	StartedAt     time.Time    `json:"startedAt"`
+	StepStartedAt time.Time    `json:"stepStartedAt"`
+	GraceDeadline time.Time    `json:"graceDeadline,omitzero"`
 	// Window is the target's rotation window, and WindowOpensAt when it
 	// next opens while the rotation waits for it.
-	Window        string    `json:"window,omitempty"`
-	WindowOpensAt time.Time `json:"windowOpensAt,omitzero"`
+	Window        string                `json:"window,omitempty"`
+	WindowOpensAt time.Time             `json:"windowOpensAt,omitzero"`
 	FinishedAt    time.Time             `json:"finishedAt,omitzero"`
 	Old           *activities.SecretRef `json:"old,omitempty"`
 	New           *activities.SecretRef `json:"new,omitempty"`
