@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -93,6 +94,13 @@ func (k *Kube) Preflight(ctx context.Context, in PreflightInput) (Plan, error) {
 	plan.TLS = tlsPlanOf(t)
 	if t.JWT != nil {
 		plan.JWTBytes, plan.DualKey = t.JWT.Bytes, t.JWT.DualKey
+	}
+	if v.secret != nil {
+		plan.Keys = slices.Sorted(maps.Keys(v.secret.Data))
+		if plan.DualKey && !in.Emergency && !slices.Contains(plan.Keys, PreviousKey) {
+			plan.Keys = slices.Insert(plan.Keys, 0, PreviousKey)
+			slices.Sort(plan.Keys)
+		}
 	}
 	if t.Vault != nil {
 		if k.Vault == nil {

@@ -155,6 +155,8 @@ type Plan struct {
 	// DropPrevious has retire roll the consumers out once more onto a
 	// version without the dual-key Secret's previous key.
 	DropPrevious bool `json:"dropPrevious,omitempty"`
+	// Keys are the data keys the new version carries (names only).
+	Keys []string `json:"keys,omitempty"`
 	// Window is when steps that consumers see may run; nil is always.
 	Window *catalog.Window `json:"window,omitempty"`
 	// Notify are the sinks the rotation's events go to, by name.

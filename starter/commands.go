@@ -65,6 +65,8 @@ func (a *app) rotateCmd() *cobra.Command {
 				// Without this the SDK hands back the running rotation as if
 				// it had just been started.
 				WorkflowExecutionErrorWhenAlreadyStarted: true,
+				StaticSummary:                            workflows.Summary(t.Name, t.Kind, in.RequestedBy),
+				StaticDetails:                            staticDetails(t),
 				TypedSearchAttributes: temporal.NewSearchAttributes(
 					workflows.SearchTarget.ValueSet(t.Name), workflows.SearchKind.ValueSet(string(t.Kind)),
 					workflows.SearchStep.ValueSet(string(workflows.StepPreflight))),
@@ -313,4 +315,20 @@ func (a *app) listCmd() *cobra.Command {
 func (a *app) link(id, runID string) string {
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(a.uiAddress, "/"),
 		url.PathEscape(a.temporal.NamespaceName()), url.PathEscape(id), url.PathEscape(runID))
+}
+
+// staticDetails is what the Temporal UI shows as a rotation's details from
+// its start: the target as the catalog has it.
+func staticDetails(t catalog.Target) string {
+	consumers := "discovered by preflight (every object in the namespace that uses the Secret)"
+	if len(t.Consumers) > 0 {
+		var names []string
+		for _, c := range t.Consumers {
+			names = append(names, strings.ToLower(c.Kind)+"/"+c.Name)
+		}
+		consumers = strings.Join(names, ", ")
+	}
+	d := fmt.Sprintf("**%s** (%s): Secret %s/%s\n\nconsumers: %s\n\ngrace: %s, every %s",
+		t.Name, t.Kind, t.Namespace, t.Secret, consumers, catalog.FormatDuration(t.Grace.Duration), catalog.FormatDuration(t.Every.Duration))
+	return d
 }

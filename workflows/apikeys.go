@@ -25,7 +25,12 @@ var keys *activities.APIKeys
 // revoked through the providers' admin APIs, or an engineer approves that
 // they were revoked in the consoles.
 func RotateAPIKeys(ctx workflow.Context, in RotateInput) (Status, error) {
-	return run(ctx, in, kindSteps{
+	return run(ctx, in, apiKeysSteps())
+}
+
+// apiKeysSteps are the kind's hooks into the skeleton.
+func apiKeysSteps() kindSteps {
+	return kindSteps{
 		kind: catalog.KindAPIKeys,
 		preflight: func(ctx workflow.Context, r *rotation) error {
 			if err := workflow.ExecuteActivity(short(ctx), keys.PreflightKeys, r.plan).Get(ctx, &r.plan); err != nil {
@@ -59,7 +64,7 @@ func RotateAPIKeys(ctx workflow.Context, in RotateInput) (Status, error) {
 			}
 			return workflow.ExecuteActivity(short(ctx), keys.DiscardStagedKeys, r.plan).Get(ctx, nil)
 		},
-	})
+	}
 }
 
 // awaitKeys waits for keys-staged and has the providers check the keys. A

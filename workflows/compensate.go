@@ -173,7 +173,7 @@ func (r *rotation) restoreVault(ctx workflow.Context) error {
 // rollout; consumers deleted since are skipped.
 func (r *rotation) moveBack(ctx workflow.Context) error {
 	var back activities.PromoteResult
-	err := workflow.ExecuteActivity(undo(ctx), kube.Promote, activities.PromoteInput{
+	err := workflow.ExecuteActivity(summarized(undo(ctx), r.repointSummary(r.st.Old.Name)+" (rollback)"), kube.Promote, activities.PromoteInput{
 		Namespace: r.plan.Namespace, From: *r.stagedNew(), To: *r.st.Old, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
 		Reason: fmt.Sprintf("rotator %s: rolled back to %s", workflow.GetInfo(ctx).WorkflowExecution.ID, r.st.Old.Name),
 		Target: r.plan.Target,

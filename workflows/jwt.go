@@ -12,5 +12,10 @@ import (
 // with dualKey, carried in the new Secret so old tokens keep verifying),
 // and the old Secret deleted only once nothing references it.
 func RotateJWTSecret(ctx workflow.Context, in RotateInput) (Status, error) {
-	return run(ctx, in, kindSteps{kind: catalog.KindJWT})
+	return run(ctx, in, jwtSteps())
+}
+
+// jwtSteps are the kind's hooks into the skeleton.
+func jwtSteps() kindSteps {
+	return kindSteps{kind: catalog.KindJWT}
 }

@@ -72,3 +72,20 @@ func undoRollout(ctx workflow.Context) workflow.Context {
 func (r *rotation) rollout(ctx workflow.Context) workflow.Context {
 	return workflow.WithWaitForCancellation(rollout(ctx), r.safe)
 }
+
+// summarized gives the next activity a one-line summary for the Temporal
+// UI's timeline, such as "repoint deployment/api to api-jwt-2". A summary
+// is user metadata, not part of the command a replay compares, so running
+// rotations replay unchanged.
+func summarized(ctx workflow.Context, summary string) workflow.Context {
+	o := workflow.GetActivityOptions(ctx)
+	o.Summary = summary
+	return workflow.WithActivityOptions(ctx, o)
+}
+
+// summarizedLocal is summarized for a local activity.
+func summarizedLocal(ctx workflow.Context, summary string) workflow.Context {
+	o := workflow.GetLocalActivityOptions(ctx)
+	o.Summary = summary
+	return workflow.WithLocalActivityOptions(ctx, o)
+}

@@ -20,11 +20,16 @@ var pg *activities.Postgres
 // a second login role whose password works before they switch, so no
 // login fails at any point.
 func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error) {
+	return run(ctx, in, postgresSteps())
+}
+
+// postgresSteps are the kind's hooks into the skeleton.
+func postgresSteps() kindSteps {
 	db := func(r *rotation) activities.DatabaseInput {
 		prev, next := r.versions()
 		return activities.DatabaseInput{Plan: r.plan, Old: prev, New: next}
 	}
-	return run(ctx, in, kindSteps{
+	return kindSteps{
 		kind: catalog.KindPostgres,
 		preflight: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(short(ctx), pg.PreflightDatabase, r.plan).Get(ctx, &r.plan)
@@ -61,7 +66,7 @@ func RotateDatabasePassword(ctx workflow.Context, in RotateInput) (Status, error
 		revoke: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(short(ctx), pg.LockPreviousUser, db(r)).Get(ctx, nil)
 		},
-	})
+	}
 }
 
 // login retries a failed check of the new version (the catalog's probe,

@@ -18,11 +18,16 @@ var rds *activities.Redis
 // retire removes the old one once nothing uses it. A rollback removes the
 // new one once the consumers are back.
 func RotateRedisPassword(ctx workflow.Context, in RotateInput) (Status, error) {
+	return run(ctx, in, redisSteps())
+}
+
+// redisSteps are the kind's hooks into the skeleton.
+func redisSteps() kindSteps {
 	input := func(r *rotation) activities.RedisInput {
 		prev, next := r.versions()
 		return activities.RedisInput{Plan: r.plan, Old: prev, New: next}
 	}
-	return run(ctx, in, kindSteps{
+	return kindSteps{
 		kind: catalog.KindRedis,
 		preflight: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(short(ctx), rds.PreflightRedis, r.plan).Get(ctx, &r.plan)
@@ -48,5 +53,5 @@ func RotateRedisPassword(ctx workflow.Context, in RotateInput) (Status, error) {
 		revoke: func(ctx workflow.Context, r *rotation) error {
 			return workflow.ExecuteActivity(short(ctx), rds.RemoveOldRedisPassword, input(r)).Get(ctx, nil)
 		},
-	})
+	}
 }

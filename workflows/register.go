@@ -15,6 +15,7 @@ const (
 	TypeRenewTLSCertificate    = "RenewTLSCertificate"
 	TypeRotateRedisPassword    = "RotateRedisPassword"
 	TypeCertificateScan        = "CertificateScan"
+	TypePlanRotation           = "PlanRotation"
 )
 
 // kindWorkflows lists, for each kind, the workflow that rotates its targets:
@@ -24,12 +25,24 @@ var kindWorkflows = []struct {
 	kind     catalog.Kind
 	typeName string
 	workflow any
+	// steps are the kind's hooks, for PlanRotation.
+	steps func() kindSteps
 }{
-	{catalog.KindJWT, TypeRotateJWTSecret, RotateJWTSecret},
-	{catalog.KindPostgres, TypeRotateDatabasePassword, RotateDatabasePassword},
-	{catalog.KindAPIKeys, TypeRotateAPIKeys, RotateAPIKeys},
-	{catalog.KindTLS, TypeRenewTLSCertificate, RenewTLSCertificate},
-	{catalog.KindRedis, TypeRotateRedisPassword, RotateRedisPassword},
+	{catalog.KindJWT, TypeRotateJWTSecret, RotateJWTSecret, jwtSteps},
+	{catalog.KindPostgres, TypeRotateDatabasePassword, RotateDatabasePassword, postgresSteps},
+	{catalog.KindAPIKeys, TypeRotateAPIKeys, RotateAPIKeys, apiKeysSteps},
+	{catalog.KindTLS, TypeRenewTLSCertificate, RenewTLSCertificate, tlsSteps},
+	{catalog.KindRedis, TypeRotateRedisPassword, RotateRedisPassword, redisSteps},
+}
+
+// stepsFor returns the hooks of a kind.
+func stepsFor(kind catalog.Kind) (kindSteps, bool) {
+	for _, r := range kindWorkflows {
+		if r.kind == kind {
+			return r.steps(), true
+		}
+	}
+	return kindSteps{}, false
 }
 
 // TypeFor returns the workflow type that rotates targets of the kind.
@@ -50,4 +63,5 @@ func Register(r worker.WorkflowRegistry) {
 	}
 	r.RegisterWorkflowWithOptions(CertificateScan, workflow.RegisterOptions{Name: TypeCertificateScan})
 	r.RegisterWorkflowWithOptions(ScheduledRotation, workflow.RegisterOptions{Name: TypeScheduledRotation})
+	r.RegisterWorkflowWithOptions(PlanRotation, workflow.RegisterOptions{Name: TypePlanRotation})
 }

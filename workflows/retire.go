@@ -74,7 +74,7 @@ func (r *rotation) retireVersion(ctx workflow.Context, v activities.SecretRef) e
 	wait := retireRecheckFirst
 	for {
 		var res activities.RetireResult
-		if err := workflow.ExecuteActivity(short(ctx), kube.RetireSecret,
+		if err := workflow.ExecuteActivity(summarized(short(ctx), "delete Secret "+v.Name+" once nothing uses it"), kube.RetireSecret,
 			activities.RetireInput{Secret: v, Report: true, Keep: r.keepOld}).Get(ctx, &res); err != nil {
 			return err
 		}
@@ -160,6 +160,13 @@ func (r *rotation) details(ctx workflow.Context) {
 		// after that the refusal is history, kept in the status.
 		ig := r.st.Ignored[n-1]
 		d += fmt.Sprintf("\n\n%s from %s at %s was not taken: %s", ig.Signal, ig.By, ig.At.UTC().Format(time.RFC3339), ig.Why)
+	}
+	if r.st.Old != nil {
+		d += fmt.Sprintf("\n\n%s, Secret %s/%s", r.steps.kind, r.plan.Namespace, r.st.Old.Name)
+		if r.st.New != nil {
+			d += " → " + r.st.New.Name
+		}
+		d += "; consumers: " + r.consumerList()
 	}
 	workflow.SetCurrentDetails(ctx, d)
 }

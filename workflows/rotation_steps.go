@@ -18,9 +18,9 @@ func (r *rotation) preflight(ctx workflow.Context) error {
 	}
 	var err error
 	if r.local {
-		err = workflow.ExecuteLocalActivity(quick(ctx), kube.Preflight, in).Get(ctx, &r.plan)
+		err = workflow.ExecuteLocalActivity(summarizedLocal(quick(ctx), "check "+r.in.Target+" and what uses its Secret"), kube.Preflight, in).Get(ctx, &r.plan)
 	} else {
-		err = workflow.ExecuteActivity(short(ctx), kube.Preflight, in).Get(ctx, &r.plan)
+		err = workflow.ExecuteActivity(summarized(short(ctx), "check "+r.in.Target+" and what uses its Secret"), kube.Preflight, in).Get(ctx, &r.plan)
 	}
 	if err != nil {
 		return err
@@ -85,10 +85,10 @@ func (r *rotation) change(ctx workflow.Context) error {
 		// Published with the next step: a local activity ends in the
 		// same workflow task, so the UI would never see this value.
 		r.noteStep(ctx, StepStage)
-		err = workflow.ExecuteLocalActivity(quick(sctx), kube.StageSecret, stage).Get(sctx, &staged)
+		err = workflow.ExecuteLocalActivity(summarizedLocal(quick(sctx), r.stageSummary()), kube.StageSecret, stage).Get(sctx, &staged)
 	} else {
 		r.setStep(ctx, StepStage)
-		err = workflow.ExecuteActivity(short(sctx), kube.StageSecret, stage).Get(sctx, &staged)
+		err = workflow.ExecuteActivity(summarized(short(sctx), r.stageSummary()), kube.StageSecret, stage).Get(sctx, &staged)
 	}
 	if err == nil {
 		err = r.abortedSince()
@@ -144,7 +144,7 @@ func (r *rotation) change(ctx workflow.Context) error {
 	}
 	if !skip {
 		var found activities.AwaitResult
-		if err := workflow.ExecuteActivity(short(ctx), kube.VerifyConsumers, activities.VerifyInput{
+		if err := workflow.ExecuteActivity(summarized(short(ctx), "check that the consumers run on "+staged.Name), kube.VerifyConsumers, activities.VerifyInput{
 			Namespace: r.plan.Namespace, Old: *r.st.Old, New: staged, Consumers: r.plan.Consumers, Ingresses: r.plan.Ingresses,
 			CheckedInRollout: checked,
 		}).Get(ctx, &found); err != nil {
@@ -200,11 +200,11 @@ func (r *rotation) promote(ctx workflow.Context, staged activities.SecretRef) (a
 	}
 	if r.local && r.plan.Vault == nil {
 		r.setConsumers(stateRollingOut)
-		err := workflow.ExecuteActivity(r.rollout(ctx), kube.PromoteAndAwait, in).Get(ctx, &promoted)
+		err := workflow.ExecuteActivity(summarized(r.rollout(ctx), r.repointSummary(staged.Name)+" and await the rollout"), kube.PromoteAndAwait, in).Get(ctx, &promoted)
 		return promoted, err
 	}
 	pctx := r.finishing(ctx)
-	if err := workflow.ExecuteActivity(short(pctx), kube.Promote, in).Get(pctx, &promoted); err != nil {
+	if err := workflow.ExecuteActivity(summarized(short(pctx), r.repointSummary(staged.Name)), kube.Promote, in).Get(pctx, &promoted); err != nil {
 		return promoted, err
 	}
 	if r.plan.Vault != nil && workflow.GetVersion(ctx, "vault-labels", workflow.DefaultVersion, 1) == 1 {
@@ -223,9 +223,36 @@ func (r *rotation) promote(ctx workflow.Context, staged activities.SecretRef) (a
 		aw.Target, aw.Old = r.plan.Target, r.st.Old.Name
 	}
 	var awaited activities.AwaitResult
-	err := workflow.ExecuteActivity(r.rollout(ctx), kube.AwaitRollout, aw).Get(ctx, &awaited)
+	err := workflow.ExecuteActivity(summarized(r.rollout(ctx), "await the rollout of "+r.consumerList()), kube.AwaitRollout, aw).Get(ctx, &awaited)
 	promoted.StillOnOld = awaited.StillOnOld
 	return promoted, err
+}
+
+// stageSummary, repointSummary and consumerList say in the UI's timeline
+// what a step's activity does to which objects.
+func (r *rotation) stageSummary() string {
+	return fmt.Sprintf("create Secret %s/%s-%d", r.plan.Namespace, r.plan.Base, r.plan.NextVersion)
+}
+
+func (r *rotation) repointSummary(to string) string {
+	return fmt.Sprintf("repoint %s to %s", r.consumerList(), to)
+}
+
+func (r *rotation) consumerList() string {
+	var names []string
+	for _, c := range r.plan.Consumers {
+		names = append(names, c.String())
+	}
+	for _, ing := range r.plan.Ingresses {
+		names = append(names, "ingress/"+ing)
+	}
+	switch {
+	case len(names) == 0:
+		return "no consumers"
+	case len(names) > 3:
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:3], ", "), len(names)-3)
+	}
+	return strings.Join(names, ", ")
 }
 
 // skipDeleted drops consumers deleted during the rotation from the plan:

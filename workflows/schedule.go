@@ -79,6 +79,7 @@ func ScheduledRotation(ctx workflow.Context, in ScheduledInput) (ScheduledResult
 		// A finished rotation, successful or not, must not block the
 		// next one; a running one still does, which is the point.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         Summary(in.Target, in.Kind, requestedBy),
 		// The same attributes starter sets, so the UI's filters find the
 		// rotation from its first moment, as they do one started by hand.
 		TypedSearchAttributes: temporal.NewSearchAttributes(

@@ -22,7 +22,12 @@ var certs *activities.TLS
 // Ingress that uses the old one moves to it, and verify checks the chain,
 // the key, the names and (optionally) what the server presents.
 func RenewTLSCertificate(ctx workflow.Context, in RotateInput) (Status, error) {
-	return run(ctx, in, kindSteps{
+	return run(ctx, in, tlsSteps())
+}
+
+// tlsSteps are the kind's hooks into the skeleton.
+func tlsSteps() kindSteps {
+	return kindSteps{
 		kind: catalog.KindTLS,
 		verify: func(ctx workflow.Context, r *rotation) error {
 			var info activities.CertInfo
@@ -33,7 +38,7 @@ func RenewTLSCertificate(ctx workflow.Context, in RotateInput) (Status, error) {
 			r.st.Certificate = &info
 			return nil
 		},
-	})
+	}
 }
 
 // CertificateScanID is the workflow ID of the daily scan (a schedule adds
@@ -126,6 +131,7 @@ func startRenewal(ctx workflow.Context, target string) Renewal {
 		WorkflowID:            WorkflowID(target),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:         Summary(target, catalog.KindTLS, "certificate-scan"),
 	})
 	child := workflow.ExecuteChildWorkflow(cctx, TypeRenewTLSCertificate, RotateInput{Target: target, RequestedBy: "certificate-scan"})
 	var exec workflow.Execution
