@@ -69,7 +69,27 @@ func TestWebUIApprovesRotation(t *testing.T) {
 	b.waitJS("the workflow page shows its input and timeline", fmt.Sprintf(`
 		[...document.querySelectorAll('[role="textbox"]')].map(%s).some(t => t.includes(%q)) &&
 		document.body.textContent.includes("PromoteAndAwait")`, jsEditorText, f.target), false)
+	// The timeline says what the promote activity did.
+	b.waitJS("the timeline names the repointed consumer", fmt.Sprintf(`document.body.innerText.includes(%q)`,
+		"repoint deployment/orchestrator to "+newName), false)
 	b.screenshot("2-workflow-in-grace", false)
+
+	// What the rotation is and what it waits for: the summary and details
+	// it was started with, and its current details (grace deadline, the
+	// commands), in the User Metadata tab.
+	b.click("open the User Metadata tab", `//a[normalize-space()="User Metadata"]`)
+	for _, want := range []string{
+		workflows.Summary(f.target, "jwt", "e2e"),
+		"Secret " + f.ns + "/" + f.secret,
+		"grace until ",
+		"starter approve " + f.target,
+	} {
+		// The UI renders each field's Markdown in a same-origin iframe.
+		b.waitJS("the User Metadata tab says "+want, fmt.Sprintf(`[...document.querySelectorAll('iframe[id^="user-metadata"]')]
+			.map(f => f.contentDocument && f.contentDocument.body ? f.contentDocument.body.innerText : "").join("\n").includes(%q)`, want), false)
+	}
+	b.screenshot("2b-user-metadata", false)
+	b.click("back to the timeline", `//a[normalize-space()="Timeline"]`)
 
 	// 3. The status query, from the Queries tab.
 	b.click("open the Queries tab", `//a[@data-testid="queries-tab"]`)

@@ -329,6 +329,6 @@ func staticDetails(t catalog.Target) string {
 		consumers = strings.Join(names, ", ")
 	}
 	d := fmt.Sprintf("**%s** (%s): Secret %s/%s\n\nconsumers: %s\n\ngrace: %s, every %s",
-		t.Name, t.Kind, t.Namespace, t.Secret, consumers, catalog.FormatDuration(t.Grace.Duration), catalog.FormatDuration(t.Every.Duration))
+		t.Name, t.Kind, t.Namespace, t.Secret, consumers, days(t.Grace.Duration), days(t.Every.Duration))
 	return d
 }

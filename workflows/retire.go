@@ -145,8 +145,9 @@ func (r *rotation) details(ctx workflow.Context) {
 		if !r.st.GraceDeadline.IsZero() {
 			d += fmt.Sprintf(" until %s", r.st.GraceDeadline.UTC().Format(time.RFC3339))
 		}
-		d += fmt.Sprintf("\n\nThe old version stays valid until then. To end grace now: starter approve %s --reason '...' "+
-			"(or send signal approve with {\"by\": \"you\", \"reason\": \"...\"}); to roll back: starter abort %s --reason '...' (signal abort, same JSON).",
+		// Code spans, so the UI's Markdown leaves "--" and quotes as typed.
+		d += fmt.Sprintf("\n\nThe old version stays valid until then. To end grace now: `starter approve %s --reason '...'` "+
+			"(or send signal approve with `{\"by\": \"you\", \"reason\": \"...\"}`); to roll back: `starter abort %s --reason '...'` (signal abort, same JSON).",
 			r.in.Target, r.in.Target)
 	}
 	if r.st.Reminder != "" {
