@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,9 +15,16 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/mock"
+	commonpb "go.temporal.io/api/common/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/yaml"
 
 	"rotator/activities"
@@ -88,7 +96,7 @@ func TestAlertRulesUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"RotationOverdue", "RotationStuckInGrace", "RotationFailed"} {
+	for _, want := range []string{"RotationOverdue", "RotationStuckInGrace", "RotationFailed", "RotationTargetOverdue", "RotationWaitsForPerson"} {
 		if !alerts[want] {
 			t.Errorf("alert %s is missing", want)
 		}
@@ -124,6 +132,13 @@ func scrapedNames(t *testing.T) map[string]bool {
 	}
 	rotate(t, m, target, nil)
 	rotate(t, m, target, temporal.NewNonRetryableApplicationError("rollout exceeded its progress deadline", "RolloutFailed", nil))
+	// The gauges the worker reads back from the cluster and from Temporal.
+	tg, _ := cat.Target(target)
+	kube := fake.NewClientset(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tg.Secret, Namespace: tg.Namespace}})
+	m.SyncVersions(context.Background(), kube, cat, time.Now(), log)
+	if err := m.SyncGrace(context.Background(), waitingRotation{target: target}, cat, "rotator"); err != nil {
+		t.Fatal(err)
+	}
 
 	srv := httptest.NewServer(observe.Mux(m, observe.NewReadiness(nil), log))
 	defer srv.Close()
@@ -133,6 +148,31 @@ func scrapedNames(t *testing.T) map[string]bool {
 	}
 	defer resp.Body.Close()
 	return seriesNames(t, resp.Body)
+}
+
+// waitingRotation is visibility and the status query with one rotation
+// that waits for a person.
+type waitingRotation struct{ target string }
+
+func (w waitingRotation) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	return &workflowservice.ListWorkflowExecutionsResponse{Executions: []*workflowpb.WorkflowExecutionInfo{
+		{Execution: &commonpb.WorkflowExecution{WorkflowId: workflows.WorkflowID(w.target), RunId: "r"}}}}, nil
+}
+
+func (w waitingRotation) QueryWorkflow(context.Context, string, string, string, ...any) (converter.EncodedValue, error) {
+	st := workflows.Status{Target: w.target, Step: workflows.StepAwaitKeys, StepStartedAt: time.Now(), Reminder: "stage the keys"}
+	p, err := converter.GetDefaultDataConverter().ToPayloads(st)
+	if err != nil {
+		return nil, err
+	}
+	return encodedValue{p}, nil
+}
+
+type encodedValue struct{ p *commonpb.Payloads }
+
+func (v encodedValue) HasValue() bool { return true }
+func (v encodedValue) Get(ptr any) error {
+	return converter.GetDefaultDataConverter().FromPayloads(v.p, ptr)
 }
 
 // seriesNames reads the names of the series in a Prometheus text scrape.

@@ -44,11 +44,15 @@ func (m *Metrics) WatchGrace(ctx context.Context, c Rotations, cat *catalog.Cata
 }
 
 // SyncGrace is one pass of WatchGrace: targets in grace get the start and
-// deadline of their grace, every other catalog target 0.
+// deadline of their grace, every other catalog target 0; a rotation that
+// waits for a person sets MetricWaitingForPerson to when its step began.
 func (m *Metrics) SyncGrace(ctx context.Context, c Rotations, cat *catalog.Catalog, taskQueue string) error {
-	query := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
-		strings.ReplaceAll(taskQueue, "'", `\'`), workflows.SearchStep.GetName(), workflows.StepGrace)
+	// The steps where a rotation can wait for a person, grace among them.
+	query := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running' AND %s IN ('%s', '%s', '%s', '%s')",
+		strings.ReplaceAll(taskQueue, "'", `\'`), workflows.SearchStep.GetName(), workflows.StepGrace,
+		workflows.StepAwaitKeys, workflows.StepRetire, workflows.StepCompensationFailed)
 	inGrace := map[string]workflows.Status{}
+	waiting := map[string]time.Time{}
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token})
@@ -69,6 +73,9 @@ func (m *Metrics) SyncGrace(ctx context.Context, c Rotations, cat *catalog.Catal
 			if st.Step == workflows.StepGrace {
 				inGrace[st.Target] = st
 			}
+			if st.Reminder != "" || st.Step == workflows.StepCompensationFailed {
+				waiting[st.Target] = st.StepStartedAt
+			}
 		}
 		token = resp.GetNextPageToken()
 		if len(token) == 0 {
@@ -80,6 +87,7 @@ func (m *Metrics) SyncGrace(ctx context.Context, c Rotations, cat *catalog.Catal
 		h := m.temporal.WithTags(map[string]string{"target": t.Name, "kind": string(t.Kind)})
 		h.Gauge(workflows.MetricGraceStarted).Update(workflows.UnixSeconds(st.StepStartedAt))
 		h.Gauge(workflows.MetricGraceDeadline).Update(workflows.UnixSeconds(st.GraceDeadline))
+		h.Gauge(MetricWaitingForPerson).Update(workflows.UnixSeconds(waiting[t.Name]))
 	}
 	return nil
 }

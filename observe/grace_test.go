@@ -79,13 +79,13 @@ func TestSyncGrace(t *testing.T) {
 			StepStartedAt: started, GraceDeadline: started.Add(7 * 24 * time.Hour)},
 		// Listed by visibility, which lags, but already retiring.
 		workflows.WorkflowID("a-left-grace"): {Target: "a-left-grace", Kind: catalog.KindPostgres, Step: workflows.StepRetire,
-			StepStartedAt: started, GraceDeadline: started.Add(time.Hour)},
+			StepStartedAt: started, GraceDeadline: started.Add(time.Hour), Reminder: "Secret db-1 is still used by pod/backup"},
 	}}
 	if err := m.SyncGrace(context.Background(), src, cat, "rotator"); err != nil {
 		t.Fatal(err)
 	}
 	if len(src.queries) == 0 || !strings.Contains(src.queries[0], "TaskQueue = 'rotator'") ||
-		!strings.Contains(src.queries[0], "RotationStep = 'grace'") || !strings.Contains(src.queries[0], "ExecutionStatus = 'Running'") {
+		!strings.Contains(src.queries[0], "RotationStep IN ('grace', 'awaiting-keys', 'retire', 'compensation-failed')") || !strings.Contains(src.queries[0], "ExecutionStatus = 'Running'") {
 		t.Errorf("visibility query %q, want running rotations in grace on the task queue", src.queries)
 	}
 	want := map[string][2]float64{
@@ -105,6 +105,13 @@ func TestSyncGrace(t *testing.T) {
 		}
 	}
 	check(want)
+	// The retire that waits for an object waits for a person; grace
+	// without a reminder does not.
+	for target, w := range map[string]float64{"a-left-grace": float64(started.Unix()), "in-grace": 0, "idle": 0} {
+		if v, ok, err := observe.Value(m.Gatherer(), observe.MetricWaitingForPerson, map[string]string{"target": target}); err != nil || !ok || v != w {
+			t.Errorf("%s{target=%q} = %v (present %t, %v), want %v", observe.MetricWaitingForPerson, target, v, ok, err, w)
+		}
+	}
 
 	// The rotation ends: the next pass clears its gauges.
 	delete(src.statuses, workflows.WorkflowID("in-grace"))

@@ -51,7 +51,7 @@ func run(log *slog.Logger, args []string) error {
 	fs.IntVar(&opts.MaxConcurrentWorkflowTaskPollers, "workflow-pollers", 0, "workflow task pollers (0: SDK default, 2)")
 	httpAddr := fs.String("http-address", envOr("ROTATOR_HTTP_ADDRESS", ":8080"),
 		"address of /healthz, /readyz and /metrics (env ROTATOR_HTTP_ADDRESS)")
-	graceRefresh := fs.Duration("grace-refresh", time.Minute, "how often the grace gauges are read back from Temporal")
+	graceRefresh := fs.Duration("grace-refresh", time.Minute, "how often the grace, waiting and version-age gauges are read back from Temporal and the cluster")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,6 +159,7 @@ func run(log *slog.Logger, args []string) error {
 	}
 	ready.SetPolling(true)
 	go metrics.WatchGrace(stop, tc, cat, t.TaskQueue, *graceRefresh, log)
+	go metrics.WatchVersions(stop, kc, cat, *graceRefresh, log)
 	var runErr error
 	select {
 	case <-stop.Done():
