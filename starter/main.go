@@ -82,7 +82,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 	f.StringVar(&a.temporal.TaskQueue, "task-queue", a.temporal.TaskQueue, "worker task queue (env ROTATOR_TASK_QUEUE)")
 	f.StringVar(&a.catalogPath, "catalog", envOr("ROTATOR_CATALOG", "rotator.yaml"), "catalog file (env ROTATOR_CATALOG)")
 	f.StringVar(&a.uiAddress, "ui", envOr("TEMPORAL_UI", "http://127.0.0.1:8233"), "Temporal Web UI address, for links (env TEMPORAL_UI)")
-	root.AddCommand(a.rotateCmd(), a.decideCmd("approve"), a.decideCmd("abort"), a.decideCmd("retry"), a.statusCmd(), a.listCmd(), a.waitCmd(), a.postgresCmd(), a.stageKeysCmd(), a.planCmd(), a.schedulesCmd(), a.codecCmd(), a.codecServerCmd())
+	root.AddCommand(a.rotateCmd(), a.decideCmd("approve"), a.decideCmd("abort"), a.decideCmd("retry"), a.statusCmd(), a.listCmd(), a.waitCmd(), a.postgresCmd(), a.stageKeysCmd(), a.planCmd(), a.reportCmd(), a.schedulesCmd(), a.codecCmd(), a.codecServerCmd())
 	return root
 }
 
