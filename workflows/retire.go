@@ -152,6 +152,17 @@ func (r *rotation) details(ctx workflow.Context) {
 	}
 	if r.st.Reminder != "" {
 		d += "\n\n" + r.st.Reminder
+		// The same decision from the UI's signal form.
+		switch {
+		case r.st.Step == StepCompensationFailed:
+			d += " (or send signal retry with `{\"by\": \"you\", \"reason\": \"...\"}`)"
+		case r.st.Step == StepAwaitWindow && !r.promoted, r.st.Step == StepAwaitKeys:
+			d += " (to abort from the UI: signal abort with `{\"by\": \"you\", \"reason\": \"...\"}`)"
+		case r.st.Step == StepGrace:
+			d += " (or send signal approve with `{\"by\": \"you\", \"reason\": \"...\"}`)"
+		case r.st.Step == StepRetire && len(r.st.RetireWaitsFor) > 0:
+			d += " (or send signal approve with `{\"by\": \"you\", \"reason\": \"...\", \"keepOld\": true}`)"
+		}
 	}
 	if r.st.Left != "" {
 		d += "\n\nLeft: " + r.st.Left
