@@ -299,7 +299,8 @@ func TestCrashAtEveryStep(t *testing.T) {
 		defer cancel()
 		path := "chaos/jwt-" + randomSuffix()
 		key0 := randomKey(t)
-		tg := newTarget(t, ctx, map[string]string{"secret": key0}, "    kind: jwt\n    key: secret\n    vault: {path: "+path+"}\n", nil)
+		hooks := newHookReceiver(t)
+		tg := newTarget(t, ctx, map[string]string{"secret": key0}, "    kind: jwt\n    key: secret\n    vault: {path: "+path+"}\n"+hooks.sinkYAML(), nil)
 		g := newCrashGates(tg.ns, tg.secret)
 		ws := newWorkers(t, tg.catalog, tg.taskQueue, true, g.all())
 		rolls := tg.replicaSets(ctx)
@@ -324,6 +325,8 @@ func TestCrashAtEveryStep(t *testing.T) {
 			t.Errorf("Vault's CURRENT version of %s does not hold the live key (%v)", path, err)
 		}
 		ws.assertNoLeaks([]byte(key0), live["secret"])
+		// The worker that ran finish waited for the last notification.
+		hooks.assertOncePerStep([]string{"started", "grace", "done"}, []byte(key0), live["secret"])
 	})
 
 	t.Run("postgres-single-user", func(t *testing.T) {
